@@ -1,0 +1,5 @@
+"""Installs tfrec; all metadata lives in pyproject.toml."""
+
+from setuptools import setup
+
+setup()
