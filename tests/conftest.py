@@ -1,0 +1,111 @@
+"""Shared pytest fixtures for the tfrec test suite.
+
+Importing tfrec here, before any test module, guarantees Keras 2 is selected whatever order
+pytest collects the tests in.
+"""
+
+from __future__ import annotations
+
+import tfrec  # noqa: F401  # isort: skip  (selects Keras 2 before tf.keras is touched)
+import numpy as np
+import pytest
+import tensorflow as tf
+
+
+def _by_name(model, outputs) -> dict:
+    """Names a model's outputs as its serving signature does (dict keys or output names)."""
+    if isinstance(outputs, dict):
+        return {k: np.asarray(v, np.float64) for k, v in outputs.items()}
+    values = list(outputs) if isinstance(outputs, list | tuple) else [outputs]
+    names = getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(values))]
+    return {n: np.asarray(v, np.float64) for n, v in zip(names, values, strict=True)}
+
+
+def _assert_same(got: dict, expected: dict, where: str, atol: float, rtol: float) -> None:
+    if len(got) == len(expected) == 1:  # a lone output's serving name is not worth matching
+        got, expected = list(got.values()), list(expected.values())
+    else:
+        assert set(got) == set(expected), f"{where} outputs {sorted(got)} != {sorted(expected)}"
+        got, expected = [got[k] for k in sorted(got)], [expected[k] for k in sorted(got)]
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(
+            np.asarray(g, np.float64), e, atol=atol, rtol=rtol, err_msg=where
+        )
+
+
+def _named_inputs(model, inputs) -> dict:
+    """Maps ``inputs`` (dict, list or single array) to the model's input names."""
+    if isinstance(inputs, dict):
+        return dict(inputs)
+    values = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
+    names = model.input_names
+    assert len(names) == len(values), f"model has inputs {names}, got {len(values)} arrays"
+    return dict(zip(names, values, strict=True))
+
+
+@pytest.fixture
+def savedmodel_roundtrip(tmp_path):
+    """Returns ``check(model, inputs, atol=1e-5, rtol=1e-5)`` for SavedModel round trips.
+
+    ``check`` saves ``model`` in SavedModel format under ``tmp_path``, reloads it twice and
+    asserts that both reloads reproduce ``model(inputs, training=False)``:
+
+    * ``tf.keras.models.load_model`` without custom_objects (layer registration must suffice);
+    * plain ``tf.saved_model.load`` through the ``serving_default`` signature (what TF Serving
+      runs), fed by input name.
+
+    ``inputs`` is a dict keyed by input name, a list in ``model.inputs`` order, or one array.
+    Returns the Keras-reloaded model for further checks.
+    """
+    counter = iter(range(1_000_000))
+
+    def check(model, inputs, atol: float = 1e-5, rtol: float = 1e-5):
+        named = _named_inputs(model, inputs)
+        keras_inputs = inputs if not isinstance(inputs, dict) else named
+        expected = _by_name(model, model(keras_inputs, training=False))
+        path = tmp_path / f"savedmodel_{next(counter)}"
+        model.save(path, save_format="tf")
+
+        reloaded = tf.keras.models.load_model(path)
+        # Keras silently "revives" unregistered classes as generic ones: insist on the classes.
+        assert type(reloaded) is type(model), f"model reloaded as {type(reloaded)}"
+        for layer in model.layers:
+            revived = type(reloaded.get_layer(layer.name))
+            assert revived is type(layer), f"{layer.name}: reloaded as {revived}, not registered?"
+        got = _by_name(model, reloaded(keras_inputs, training=False))
+        _assert_same(got, expected, "load_model", atol, rtol)
+
+        serving = tf.saved_model.load(str(path)).signatures["serving_default"]
+        specs = serving.structured_input_signature[1]
+        assert set(specs) == set(named), f"signature inputs {sorted(specs)} != {sorted(named)}"
+        feeds = {k: tf.convert_to_tensor(v, dtype=specs[k].dtype) for k, v in named.items()}
+        _assert_same(serving(**feeds), expected, "serving_default", atol, rtol)
+        return reloaded
+
+    return check
+
+
+@pytest.fixture
+def config_roundtrip():
+    """Returns ``check(layer, *call_args, **call_kwargs)`` for get_config/from_config.
+
+    ``check`` calls ``layer`` (building it), rebuilds it with ``from_config`` and with Keras'
+    generic ``tf.keras.layers.deserialize`` (which needs the layer's registration), asserts the
+    config survives unchanged, copies the weights and asserts identical outputs. Returns the
+    clone.
+    """
+
+    def check(layer, *call_args, **call_kwargs):
+        expected = np.asarray(layer(*call_args, **call_kwargs), np.float64)
+        config = layer.get_config()
+        serialized = tf.keras.layers.serialize(layer)
+        for clone in (type(layer).from_config(config), tf.keras.layers.deserialize(serialized)):
+            assert type(clone) is type(layer)
+            assert clone.get_config() == config
+            clone(*call_args, **call_kwargs)  # builds the weights
+            clone.set_weights(layer.get_weights())
+            got = np.asarray(clone(*call_args, **call_kwargs), np.float64)
+            np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+        return clone
+
+    return check

@@ -1,0 +1,181 @@
+"""Parsers: every layout on tiny generated files, hand-checked values, and malformed rows."""
+
+import numpy as np
+import pytest
+
+import tfrec  # noqa: F401  (selects Keras 2 before TensorFlow is used)
+from tfrec.data import parsers
+
+
+def _expected_genres(files):
+    padded = np.full((5, 3), -1)
+    for row, (*_, ids) in enumerate(files.movies):
+        padded[row, : len(ids)] = ids
+    return padded
+
+
+def test_100k_tables_match_hand_values(tmp_path, files):
+    tables = parsers.parse_directory(files.write_100k(tmp_path / "ml"))
+    r = tables.ratings
+    assert r["user_id"].tolist() == [u for u, *_ in files.ratings]
+    assert r["movie_id"].tolist() == [m for _, m, *_ in files.ratings]
+    assert r["user_rating"].dtype == np.float32 and r["user_rating"].tolist()[:3] == [5, 3, 4]
+    assert r["timestamp"].dtype == np.int64 and r["timestamp"][3] == 300
+    m = tables.movies
+    assert m["movie_title"].tolist() == [t for _, t, *_ in files.movies]
+    assert m["movie_title"][4] == "Café Society, The (1990)"  # latin-1 decoded
+    np.testing.assert_array_equal(m["movie_genres"], _expected_genres(files))
+    u = tables.users
+    assert u["user_gender"].tolist() == [True, False, True]
+    assert u["raw_user_age"].tolist() == [24.0, 53.0, 17.0]
+    assert u["bucketized_user_age"].tolist() == [18.0, 50.0, 1.0]
+    # technician -> technician/engineer (18), other -> other/not specified (11), student (17)
+    assert u["user_occupation_label"].tolist() == [18, 11, 17]
+    assert u["user_occupation_text"].tolist() == ["technician", "other", "student"]
+    assert u["user_zip_code"].tolist() == ["85711", "94043", "T8H1N"]
+    assert all(c.dtype.kind == "U" for c in (r["user_id"], m["movie_id"], u["user_zip_code"]))
+
+
+def test_recbole_layout_gives_the_same_tables_as_grouplens(tmp_path, files):
+    official = parsers.parse_directory(files.write_100k(tmp_path / "a"))
+    recbole = parsers.parse_directory(files.write_recbole(tmp_path / "b"))
+    assert parsers.detect_layout(tmp_path / "b") == "recbole-100k"
+    for mine, theirs in zip(recbole, official, strict=True):
+        assert sorted(mine) == sorted(theirs)
+        for name in mine:
+            np.testing.assert_array_equal(mine[name], theirs[name], err_msg=name)
+            assert mine[name].dtype.kind == theirs[name].dtype.kind, name
+
+
+def test_recbole_title_keeps_extra_parenthesised_suffix(tmp_path, files):
+    directory = files.write_recbole(tmp_path / "b")
+    item = directory / "ml-100k.item"
+    text = item.read_text().replace("Four Rooms\t1995", "Land Before Time III (1995)\tV")
+    item.write_text(text)
+    titles = parsers.parse_directory(directory).movies["movie_title"]
+    assert titles[2] == "Land Before Time III (1995) (V)"
+
+
+def test_1m_tables(tmp_path, files):
+    tables = parsers.parse_directory(files.write_1m(tmp_path / "ml"))
+    assert tables.ratings["user_id"].tolist() == ["10", "10", "11", "11"]
+    assert tables.ratings["timestamp"].tolist()[0] == 978300760
+    assert tables.movies["movie_title"][2] == "Amélie (2001)"
+    np.testing.assert_array_equal(
+        tables.movies["movie_genres"], [[2, 3, 4], [0, 15, -1], [4, 14, -1]]
+    )
+    u = tables.users
+    assert u["user_gender"].tolist() == [False, True]
+    assert u["bucketized_user_age"].tolist() == [1.0, 56.0]
+    assert u["user_occupation_text"].tolist() == ["K-12 student", "self-employed"]
+    assert u["user_occupation_label"].tolist() == [17, 16]  # student, self-employed
+    assert "raw_user_age" not in u
+
+
+def test_csv_tables_with_quotes_and_half_stars(tmp_path, files):
+    tables = parsers.parse_directory(files.write_csv(tmp_path / "ml"))
+    assert tables.users is None
+    assert tables.ratings["user_rating"].tolist() == [3.5, 4.0, 0.5]
+    assert tables.movies["movie_title"].tolist() == [
+        "American President, The (1995)",
+        'Dr. "Who" (2005)',
+        "Avatar (2009)",
+    ]
+    np.testing.assert_array_equal(
+        tables.movies["movie_genres"], [[4, 7, 14], [20, -1, -1], [0, 11, -1]]
+    )
+
+
+def test_tables_layout_round_trip(tmp_path, files):
+    tables = parsers.parse_directory(files.write_100k(tmp_path / "ml"))
+    out = tmp_path / "npz"
+    out.mkdir()
+    assert parsers.save_tables(out, tables) == ["ratings.npz", "movies.npz", "users.npz"]
+    again = parsers.parse_directory(out)
+    for mine, theirs in zip(again, tables, strict=True):
+        for name in theirs:
+            np.testing.assert_array_equal(mine[name], theirs[name])
+
+
+def test_pad_lists():
+    padded = parsers.pad_lists(np.array([7, 8, 9]), np.array([2, 0, 1]))
+    np.testing.assert_array_equal(padded, [[7, 8], [-1, -1], [9, -1]])
+
+
+def test_unknown_layout_lists_expected_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(FileNotFoundError, match=r"u\.data.*notes\.txt|notes\.txt.*u\.data"):
+        parsers.detect_layout(tmp_path)
+
+
+def _corrupt(path, old, new):
+    path.write_text(path.read_text(encoding="latin-1").replace(old, new, 1), encoding="latin-1")
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "pattern"),
+    [
+        ("u.data", "1\t5\t2\t300", "1\t5\t2", r"u\.data line 4: expected 4 fields"),
+        ("u.data", "2\t4\t1\t60", "2\t4\tone\t60", r"u\.data line 6: field user_rating.*'one'"),
+        ("u.data", "3\t3\t3\t20", "3\t3\t3\tsoon", r"line 8: field timestamp.*'soon'"),
+        ("u.data", "3\t2\t5\t10", "3\t2\tnan\t10", r"line 7: .*user_rating.*'nan'"),
+        ("u.user", "|F|", "|X|", r"u\.user line 2: invalid gender.*'X'"),
+        ("u.user", "technician", "astronaut", r"u\.user line 1: invalid occupation.*astronaut"),
+        ("u.user", "53", "fifty", r"u\.user line 2: invalid age.*'fifty'"),
+        ("u.item", "unknown||", "unknown|", r"u\.item line 4: expected 24 fields"),
+        ("u.item", "|1|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0\n", "|2|0|0|0|0|0|0|0|0|0|0|0"
+         "|0|0|0|0|0|0|0\n", r"u\.item line 4: invalid genre flag Unknown.*'2'"),
+    ],
+)  # fmt: skip
+def test_malformed_100k_rows_name_file_line_field_value(tmp_path, files, file, old, new, pattern):
+    directory = files.write_100k(tmp_path / "ml")
+    _corrupt(directory / file, old, new)
+    with pytest.raises(ValueError, match=pattern):
+        parsers.parse_directory(directory)
+
+
+def test_unknown_genre_names_line_and_value(tmp_path, files):
+    directory = files.write_1m(tmp_path / "ml")
+    _corrupt(directory / "movies.dat", "Action|Sci-Fi", "Action|Space Opera")
+    with pytest.raises(ValueError, match=r"movies\.dat line 2: invalid genre.*'Space Opera'"):
+        parsers.parse_directory(directory)
+
+
+def test_1m_bad_age_and_occupation_codes(tmp_path, files):
+    directory = files.write_1m(tmp_path / "ml")
+    _corrupt(directory / "users.dat", "::56::", "::57::")
+    with pytest.raises(ValueError, match=r"users\.dat line 2: invalid age.*'57'"):
+        parsers.parse_directory(directory)
+    directory = files.write_1m(tmp_path / "ml2")
+    _corrupt(directory / "users.dat", "::16::", "::21::")
+    with pytest.raises(ValueError, match=r"users\.dat line 2: invalid occupation.*'21'"):
+        parsers.parse_directory(directory)
+
+
+def test_csv_bad_header_and_bad_rating(tmp_path, files):
+    directory = files.write_csv(tmp_path / "ml")
+    _corrupt(directory / "ratings.csv", "userId,movieId", "user,movie")
+    with pytest.raises(ValueError, match=r"ratings\.csv line 1: unexpected header"):
+        parsers.parse_directory(directory)
+    directory = files.write_csv(tmp_path / "ml2")
+    _corrupt(directory / "ratings.csv", "4.0", "4.0.0")
+    with pytest.raises(ValueError, match=r"ratings\.csv line 3: field user_rating.*'4\.0\.0'"):
+        parsers.parse_directory(directory)
+
+
+def test_recbole_fractional_timestamp_and_duplicate_movie(tmp_path, files):
+    directory = files.write_recbole(tmp_path / "ml")
+    _corrupt(directory / "ml-100k.inter", "\t200\n", "\t200.5\n")
+    with pytest.raises(ValueError, match=r"ml-100k\.inter line 4: invalid timestamp.*200\.5"):
+        parsers.parse_directory(directory)
+    directory = files.write_recbole(tmp_path / "ml2")
+    _corrupt(directory / "ml-100k.item", "3\tFour Rooms", "2\tFour Rooms")
+    with pytest.raises(ValueError, match=r"ml-100k\.item line 4: invalid movie_id.*'2'"):
+        parsers.parse_directory(directory)
+
+
+def test_empty_ratings_file(tmp_path, files):
+    directory = files.write_100k(tmp_path / "ml")
+    (directory / "u.data").write_text("")
+    with pytest.raises(ValueError, match=r"u\.data: contains no data rows"):
+        parsers.parse_directory(directory)

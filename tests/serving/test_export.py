@@ -1,0 +1,94 @@
+"""Versioned, atomic exports and models.config."""
+
+import tfrec  # noqa: F401  # isort: skip
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+from tfrec.serving import export as export_lib
+from tfrec.serving import export_model, latest_export, next_version
+
+
+def _listing(path):
+    return sorted(p.name for p in path.iterdir())
+
+
+def test_versions_are_integers_and_next_is_max_plus_one(exports):
+    assert exports.popular == exports.base / "deepfm" / "1"
+    # deepfm_avg already had version 3 (and a stale temp dir): the export became 4.
+    assert exports.average == exports.base / "deepfm_avg" / "4"
+    assert (exports.average / "saved_model.pb").exists()
+    assert _listing(exports.base / "deepfm") == ["1"]  # no temp dir left behind
+
+
+def test_next_version_ignores_non_integer_names(tmp_path):
+    assert next_version(tmp_path / "missing") == 1
+    for name in ("1", "7", "10", "x", ".tmp-99", "tmp-50"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "200").write_text("a file, not a version")
+    assert next_version(tmp_path) == 11
+
+
+def test_latest_export_resolves_a_model_dir_to_its_highest_version(exports, tmp_path):
+    assert latest_export(exports.base / "deepfm_avg") == exports.average
+    assert latest_export(exports.popular) == exports.popular
+    with pytest.raises(FileNotFoundError, match="No SavedModel"):
+        latest_export(tmp_path)
+
+
+def test_models_config_lists_every_model_dir(exports):
+    config = model_server_config_pb2.ModelServerConfig()
+    text_format.Parse((exports.base / "models.config").read_text(), config)
+    entries = [(c.name, c.base_path, c.model_platform) for c in config.model_config_list.config]
+    assert entries == [
+        ("deepfm", "/models/deepfm", "tensorflow"),
+        ("deepfm_avg", "/models/deepfm_avg", "tensorflow"),
+    ]
+    assert not [p for p in exports.base.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_models_config_serving_root_and_skips_dirs_without_versions(tmp_path):
+    (tmp_path / "a" / "2").mkdir(parents=True)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / ".hidden" / "1").mkdir(parents=True)
+    export_lib.write_models_config(tmp_path, serving_root="/srv/models/")
+    text = (tmp_path / "models.config").read_text()
+    assert 'name: "a"' in text and 'base_path: "/srv/models/a"' in text
+    assert "empty" not in text and "hidden" not in text
+    assert _listing(tmp_path) == [".hidden", "a", "empty", "models.config"]
+
+
+def test_failure_after_the_savedmodel_is_written_leaves_no_version(
+    model, store, movielens, tmp_path, monkeypatch
+):
+    (tmp_path / "deepfm" / "2").mkdir(parents=True)
+    written = []
+
+    def fail(directory, logs):
+        written.append(_listing(directory))
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export_lib, "write_warmup", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_model(model, store, movielens.seen, base_dir=tmp_path, name="deepfm")
+    assert "saved_model.pb" in written[0]  # the failure really was mid-export
+    assert _listing(tmp_path / "deepfm") == ["2"]
+    assert not (tmp_path / "models.config").exists()
+
+
+def test_failure_in_a_new_model_dir_removes_it(model, store, movielens, tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(tf.saved_model, "save", fail)
+    with pytest.raises(OSError, match="no space"):
+        export_model(model, store, movielens.seen, base_dir=tmp_path, name="fresh")
+    assert _listing(tmp_path) == []
+
+
+def test_bad_model_names_are_rejected(model, store, movielens, tmp_path):
+    for name in ("", ".hidden", "a/b", "12 monkeys"):
+        with pytest.raises(ValueError, match="name="):
+            export_model(model, store, movielens.seen, base_dir=tmp_path, name=name)
+    assert _listing(tmp_path) == []

@@ -1,0 +1,176 @@
+"""The exported signatures, called through plain tf.saved_model.load (as TF Serving would)."""
+
+import tfrec  # noqa: F401  # isort: skip
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfrec.models import DeepFM
+from tfrec.serving import SIGNATURES, ServingModule
+
+
+def _decode(array):
+    return np.char.decode(np.asarray(array).astype(bytes), "utf-8")
+
+
+def _recommend(served, users, k):
+    out = served.signatures["recommend"](user_id=tf.constant(users), k=tf.constant(k, tf.int32))
+    return _decode(out["movie_ids"]), out["scores"].numpy(), _decode(out["titles"])
+
+
+def _score(served, users, movies):
+    out = served.signatures["serving_default"](
+        user_id=tf.constant(users), movie_id=tf.constant(movies)
+    )
+    return out["score"].numpy()
+
+
+def test_signatures_have_named_batch_dynamic_inputs_and_named_outputs(served, model):
+    assert set(SIGNATURES) <= set(served.signatures)
+    default = served.signatures["serving_default"]
+    assert {
+        k: (s.dtype, s.shape.as_list()) for k, s in default.structured_input_signature[1].items()
+    } == {
+        "user_id": (tf.string, [None]),
+        "movie_id": (tf.string, [None]),
+    }
+    assert list(default.structured_outputs) == ["score"]
+    recommend = served.signatures["recommend"]
+    inputs = recommend.structured_input_signature[1]
+    assert inputs["k"].shape.rank == 0 and inputs["k"].dtype == tf.int32
+    assert inputs["user_id"].shape.as_list() == [None]
+    assert {k: s.shape.as_list() for k, s in recommend.structured_outputs.items()} == {
+        "movie_ids": [None, None],
+        "scores": [None, None],
+        "titles": [None, None],
+    }
+    features = served.signatures["score_features"].structured_input_signature[1]
+    towers = set(model.user_tower.feature_keys) | set(model.movie_tower.feature_keys)
+    assert set(features) == towers | {"user_id", "movie_id"}
+    assert features["recent_movie_ids"].shape.as_list() == [None, None]
+    assert features["movie_genres"].dtype == tf.int64
+    assert features["user_gender"].dtype == tf.bool
+
+
+def test_serving_default_matches_the_keras_model(served, model, store):
+    users, movies = ["196", "1", "42"], ["242", "5", "300"]
+    features = store.join({"user_id": tf.constant(users), "movie_id": tf.constant(movies)})
+    expected = tf.sigmoid(model(features, training=False)).numpy()
+    np.testing.assert_allclose(_score(served, users, movies), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_batch_size_is_dynamic(served):
+    for batch in (1, 7):
+        assert _score(served, ["1"] * batch, ["2"] * batch).shape == (batch,)
+    ids, scores, titles = _recommend(served, ["1"] * 5, 4)
+    assert ids.shape == scores.shape == titles.shape == (5, 4)
+
+
+def test_unknown_ids_get_the_missing_row_score_not_an_error(served):
+    scores = _score(served, ["no-such-user", "1", "no-such-user"], ["242", "no-such-movie", "x"])
+    assert np.isfinite(scores).all() and ((scores > 0) & (scores < 1)).all()
+    # Two different unknown movies both map to the missing row: same score for one user.
+    a, b = _score(served, ["1", "1"], ["unknown-a", "unknown-b"])
+    assert a == pytest.approx(b, rel=1e-6)
+
+
+def test_score_features_equals_serving_default_on_joined_features(served, store):
+    users, movies = ["196", "7"], ["242", "11"]
+    joined = store.join({"user_id": tf.constant(users), "movie_id": tf.constant(movies)})
+    specs = served.signatures["score_features"].structured_input_signature[1]
+    got = served.signatures["score_features"](**{k: joined[k] for k in specs})["score"].numpy()
+    np.testing.assert_allclose(got, _score(served, users, movies), rtol=1e-6)
+
+
+def test_k_is_chosen_per_request_and_clipped_to_the_catalogue(served, movielens):
+    num_movies = movielens.num_movies
+    for k in (0, 1, 3, 17):
+        ids, scores, titles = _recommend(served, ["1", "2"], k)
+        assert ids.shape == (2, k)
+    ids, _, _ = _recommend(served, ["1"], num_movies + 50)
+    assert ids.shape == (1, num_movies)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="k"):
+        _recommend(served, ["1"], -1)
+
+
+def test_recommend_scores_are_sorted_model_scores_with_titles(served, movielens):
+    ids, scores, titles = _recommend(served, ["196", "1"], 8)
+    assert (np.diff(scores, axis=1) <= 0).all()
+    for row in range(2):
+        user = ["196", "1"][row]
+        direct = _score(served, [user] * 8, ids[row].tolist())
+        np.testing.assert_allclose(scores[row], direct, rtol=1e-5, atol=1e-6)
+    title_of = dict(zip(movielens.movies["movie_id"], movielens.movies["movie_title"], strict=True))
+    assert titles.tolist() == [[title_of[i] for i in row] for row in ids.tolist()]
+
+
+def test_seen_items_are_never_recommended(served, movielens):
+    num_movies = movielens.num_movies
+    users = np.unique(movielens.seen[0])[:40]
+    ids, _, _ = _recommend(served, users, num_movies)
+    seen = set(zip(*movielens.seen, strict=True))
+    rows = np.repeat(users, ids.shape[1])
+    recommended = set(zip(rows.tolist(), ids.reshape(-1).tolist(), strict=True))
+    assert not recommended & seen
+    # Every unseen movie is still returned (nothing else is masked).
+    per_user = np.array([np.sum(movielens.seen[0] == u) for u in users])
+    np.testing.assert_array_equal((ids != "").sum(axis=1), num_movies - per_user)
+
+
+def test_fewer_unseen_than_k_pads_with_empty_ids_and_zero_scores(served, movielens):
+    n = movielens.num_movies
+    ids, scores, titles = _recommend(served, [movielens.heavy_user], 10)
+    assert sorted(ids[0, :3].tolist()) == [str(n - 2), str(n - 1), str(n)]
+    assert ids[0, 3:].tolist() == [""] * 7 and titles[0, 3:].tolist() == [""] * 7
+    assert scores[0, 3:].tolist() == [0.0] * 7 and (scores[0, :3] > 0).all()
+
+
+def test_cold_start_popular_returns_popularity_order(served, movielens):
+    ids, scores, _ = _recommend(served, ["new-user-a", "new-user-b"], 5)
+    movie_ids, counts = np.unique(movielens.seen[1], return_counts=True)
+    order = np.lexsort((movie_ids.astype(int), -counts))  # ties: catalogue order ("1" < "2")
+    assert ids[0].tolist() == movie_ids[order][:5].tolist() == ids[1].tolist()
+    np.testing.assert_allclose(scores[0], counts[order][:5] / counts.max(), rtol=1e-6)
+
+
+def test_cold_start_average_user_scores_with_the_missing_row(served_average):
+    ids, scores, _ = _recommend(served_average, ["new-user-a", "new-user-b"], 5)
+    assert ids[0].tolist() == ids[1].tolist()
+    direct = _score(served_average, ["new-user-a"] * 5, ids[0].tolist())
+    np.testing.assert_allclose(scores[0], direct, rtol=1e-5, atol=1e-6)
+    # Known users are unaffected by the strategy.
+    known = _recommend(served_average, ["196"], 5)
+    assert known[0][0].tolist() != ids[0].tolist() or known[1][0].tolist() != scores[0].tolist()
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrec_tests")
+class _OwnCall(DeepFM):
+    """A RankingModel overriding `call`: recommend must score all pairs through the model."""
+
+    def call(self, features, training=False):
+        return super().call(features, training=training) * 0.5
+
+
+def test_models_with_their_own_call_are_scored_pair_by_pair(model, store, movielens):
+    other = _OwnCall(model.user_tower, model.movie_tower, dnn_units=(16,))
+    module = ServingModule(other, store, movielens.seen)
+    assert not module._factorized
+    users = tf.constant(["196", "3"])
+    top = module.recommend(users, tf.constant(6))
+    for row in range(2):
+        direct = module.score_ids(tf.repeat(users[row], 6), top["movie_ids"][row])["score"]
+        np.testing.assert_allclose(top["scores"][row], direct, rtol=1e-5, atol=1e-6)
+    assert not set(_decode(top["movie_ids"][0]).tolist()) & set(
+        movielens.seen[1][movielens.seen[0] == "196"].tolist()
+    )
+
+
+def test_bad_export_arguments_name_the_field(model, store, movielens):
+    with pytest.raises(ValueError, match="cold_start='nobody'"):
+        ServingModule(model, store, movielens.seen, cold_start="nobody")
+    with pytest.raises(ValueError, match="seen"):
+        ServingModule(model, store, (movielens.seen[0],))
+    with pytest.raises(ValueError, match="not in the catalogue"):
+        ServingModule(model, store, (["1"], ["99999"]))
+    with pytest.raises(TypeError, match="RankingModel"):
+        ServingModule(tf.keras.Sequential(), store, movielens.seen)

@@ -1,0 +1,194 @@
+"""The `tfrec` command: fetch data, train, evaluate, export and recommend from a shell.
+
+    tfrec data fetch --variant 100k          # download (or reuse the cache) and summarise
+    tfrec train deepfm --epochs 20           # train on the leave-one-out split, save to runs/
+    tfrec evaluate --model-dir runs/deepfm   # sampled and full ranking next to popularity
+    tfrec export --model-dir runs/deepfm     # a TF Serving SavedModel in saved_models/deepfm/<n>
+    tfrec recommend --user 196 --k 10        # top-k titles from the latest export
+    tfrec run                                # everything above, as `make run` does
+
+Hyperparameters come from a JSON config file (`--config`) and/or `--set name=value` flags
+(values parsed as JSON, e.g. `--set dnn_units=[128,64]`); flags win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_TRAIN = {
+    "epochs": 20,
+    "batch_size": 1024,
+    "learning_rate": 1e-3,
+    "num_negatives": 4,
+    "patience": 3,
+    "history_length": 20,
+    "seed": 0,
+}
+
+
+def _parse_sets(items: list[str]) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SystemExit(f"--set expects name=value. Received: --set {item!r}")
+        name, value = item.split("=", 1)
+        try:
+            out[name.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name.strip()] = value
+    return out
+
+
+def _load_config(path: str | None) -> dict:
+    if not path:
+        return {}
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise SystemExit(f"Config file not found. Received: --config {path}") from None
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"Config file {path} is not valid JSON: {err}") from None
+
+
+def _split_hparams(model: str, settings: dict) -> tuple[dict, dict]:
+    """Separates training settings (epochs, batch size...) from model hyperparameters."""
+    train = dict(DEFAULT_TRAIN)
+    train.update({k: v for k, v in settings.items() if k in DEFAULT_TRAIN})
+    model_hp = {k: v for k, v in settings.items() if k not in DEFAULT_TRAIN}
+    return train, model_hp
+
+
+def cmd_data_fetch(args) -> None:
+    from tfrec.data import leave_one_out, load_movielens
+
+    ml = load_movielens(args.variant, source=args.source, data_dir=args.data_dir, path=args.path)
+    split = leave_one_out(ml.ratings)
+    print(
+        f"MovieLens {ml.variant} (source: {ml.source}): {ml.num_users:,} users, "
+        f"{ml.num_movies:,} movies, {ml.num_ratings:,} ratings"
+    )
+    sizes = " / ".join(f"{len(part['user_index']):,}" for part in split)
+    print(f"leave-one-out split (train / valid / test): {sizes}")
+
+
+def cmd_train(args) -> None:
+    from tfrec import workflow
+
+    settings = {**_load_config(args.config), **_parse_sets(args.set)}
+    for flag in ("epochs", "batch_size", "learning_rate"):
+        if getattr(args, flag) is not None:
+            settings[flag] = getattr(args, flag)
+    train_cfg, model_hp = _split_hparams(args.model, settings)
+    output = Path(args.output or f"runs/{args.model}")
+    result = workflow.train(
+        args.model, args.variant, model_hp, train_cfg, output, source=args.source, data_dir=args.data_dir
+    )
+    print(workflow.format_results({args.model: result.metrics}))
+    print(f"saved to {output}")
+
+
+def cmd_evaluate(args) -> None:
+    from tfrec import workflow
+
+    print(workflow.format_results(workflow.evaluate_run(Path(args.model_dir), with_baseline=True)))
+
+
+def cmd_export(args) -> None:
+    from tfrec import workflow
+
+    path = workflow.export_run(Path(args.model_dir), base_dir=Path(args.base_dir), name=args.name)
+    print(f"exported to {path}")
+
+
+def cmd_recommend(args) -> None:
+    from tfrec import workflow
+
+    for line in workflow.recommend_lines(Path(args.model), args.user, args.k):
+        print(line)
+
+
+def cmd_run(args) -> None:
+    from tfrec import workflow
+
+    workflow.main_job(epochs=args.epochs, base_dir=Path(args.base_dir), user=args.user)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfrec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def data_args(p):
+        p.add_argument("--variant", default="100k", help="100k, 1m, 20m, 25m or latest-small")
+        p.add_argument("--source", default="auto", help="auto, grouplens, pypi, tfds or local")
+        p.add_argument("--data-dir", help="cache root (default $TFREC_DATA_DIR or ~/.cache/tfrec)")
+
+    data = sub.add_parser("data", help="fetch and inspect MovieLens").add_subparsers(
+        dest="data_command", required=True
+    )
+    fetch = data.add_parser("fetch", help="download MovieLens (or reuse the cache) and summarise it")
+    data_args(fetch)
+    fetch.add_argument("--path", help="with --source local: a directory or zip you already have")
+    fetch.set_defaults(func=cmd_data_fetch)
+
+    train = sub.add_parser("train", help="train a model on the leave-one-out split")
+    train.add_argument("model", help="model name, e.g. deepfm (see `tfrec models`)")
+    data_args(train)
+    train.add_argument("--config", help="JSON file of hyperparameters and training settings")
+    train.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one setting")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int, dest="batch_size")
+    train.add_argument("--learning-rate", type=float, dest="learning_rate")
+    train.add_argument("--output", help="run directory (default runs/<model>)")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="sampled and full ranking metrics of a trained run")
+    evaluate.add_argument("--model-dir", default="runs/deepfm")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    export = sub.add_parser("export", help="export a trained run for TF Serving")
+    export.add_argument("--model-dir", default="runs/deepfm")
+    export.add_argument("--base-dir", default="saved_models")
+    export.add_argument("--name", help="model name under base-dir (default: the run's model)")
+    export.set_defaults(func=cmd_export)
+
+    rec = sub.add_parser("recommend", help="top-k movies for a user from an exported model")
+    rec.add_argument("--user", required=True, help="MovieLens user id, e.g. 196")
+    rec.add_argument("--k", type=int, default=10)
+    rec.add_argument("--model", default="saved_models/deepfm", help="model dir or version dir")
+    rec.set_defaults(func=cmd_recommend)
+
+    models = sub.add_parser("models", help="list the registered models and their defaults")
+    models.set_defaults(func=lambda args: _print_models())
+
+    run = sub.add_parser("run", help="the `make run` job: train, evaluate, export, recommend")
+    run.add_argument("--epochs", type=int, default=None)
+    run.add_argument("--base-dir", default="saved_models")
+    run.add_argument("--user", default="196")
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def _print_models() -> None:
+    from tfrec.models import available_models, model_defaults
+
+    for name in available_models():
+        print(f"{name}: {json.dumps(model_defaults(name))}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
+        print(f"tfrec: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

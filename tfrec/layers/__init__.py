@@ -1,0 +1,25 @@
+"""Model building blocks: Keras 2 layers that take embeddings/tensors, never raw features.
+
+Models in ``tfrec.models`` look up the features and wire these blocks together. Every layer
+is registered under the ``tfrec`` package, so saved models reload without custom_objects.
+"""
+
+from tfrec.layers.cross import CrossNetwork
+from tfrec.layers.ffm import FieldAwareEmbedding, FieldAwareInteraction
+from tfrec.layers.fm import FactorizationMachine
+from tfrec.layers.linear import LinearTerm
+from tfrec.layers.mlp import MLP
+from tfrec.layers.normalize import L2Normalize
+from tfrec.layers.pooling import ElementwiseProduct, MaskedMeanPooling
+
+__all__ = [
+    "MLP",
+    "CrossNetwork",
+    "ElementwiseProduct",
+    "FactorizationMachine",
+    "FieldAwareEmbedding",
+    "FieldAwareInteraction",
+    "L2Normalize",
+    "LinearTerm",
+    "MaskedMeanPooling",
+]
