@@ -109,3 +109,19 @@ def config_roundtrip():
         return clone
 
     return check
+
+
+@pytest.fixture(scope="session")
+def tiny_movielens():
+    """A small synthetic MovieLens (100k schema) with a learnable taste signal."""
+    from tfrec.data.synthetic import synthetic_movielens
+
+    return synthetic_movielens(num_users=60, num_movies=80, ratings_per_user=12, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tiny_movielens):
+    """`RankingData` (leave-one-out, history of 5) on `tiny_movielens`."""
+    from tfrec.training import RankingData
+
+    return RankingData.from_movielens(tiny_movielens, history_length=5)

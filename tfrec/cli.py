@@ -83,9 +83,13 @@ def cmd_train(args) -> None:
             settings[flag] = getattr(args, flag)
     train_cfg, model_hp = _split_hparams(args.model, settings)
     output = Path(args.output or f"runs/{args.model}")
-    result = workflow.train(
-        args.model, args.variant, model_hp, train_cfg, output, source=args.source, data_dir=args.data_dir
-    )
+    source = {
+        "variant": args.variant,
+        "source": args.source,
+        "data_dir": args.data_dir,
+        "path": args.path,
+    }
+    result = workflow.train(args.model, source, model_hp, train_cfg, output)
     print(workflow.format_results({args.model: result.metrics}))
     print(f"saved to {output}")
 
@@ -126,13 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--variant", default="100k", help="100k, 1m, 20m, 25m or latest-small")
         p.add_argument("--source", default="auto", help="auto, grouplens, pypi, tfds or local")
         p.add_argument("--data-dir", help="cache root (default $TFREC_DATA_DIR or ~/.cache/tfrec)")
+        p.add_argument("--path", help="with --source local: a directory or zip you already have")
 
     data = sub.add_parser("data", help="fetch and inspect MovieLens").add_subparsers(
         dest="data_command", required=True
     )
-    fetch = data.add_parser("fetch", help="download MovieLens (or reuse the cache) and summarise it")
+    fetch = data.add_parser(
+        "fetch", help="download MovieLens (or reuse the cache) and summarise it"
+    )
     data_args(fetch)
-    fetch.add_argument("--path", help="with --source local: a directory or zip you already have")
     fetch.set_defaults(func=cmd_data_fetch)
 
     train = sub.add_parser("train", help="train a model on the leave-one-out split")

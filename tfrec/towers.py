@@ -89,8 +89,23 @@ class Tower(tf.keras.layers.Layer):
     def feature_keys(self) -> list[str]:
         return sorted({e.key for e in self.encoders})
 
+    def preprocessed_key(self, encoder) -> str:
+        return f"{self.name}/{encoder.name}"
+
+    def preprocess(self, features) -> dict:
+        """String and numeric preprocessing only (lookups, tokenising, bucketizing): returns
+        ``{"<tower>/<field>": ids}``. Feeding these back to `call` skips the work, so
+        pipelines can run it once per user or movie instead of once per example."""
+        return {self.preprocessed_key(e): e.preprocess(features) for e in self.encoders}
+
     def call(self, features):
-        outputs = [encoder(features) for encoder in self.encoders]
+        outputs = []
+        for encoder in self.encoders:
+            key = self.preprocessed_key(encoder)
+            if key in features:
+                outputs.append(encoder.embed(features[key]))
+            else:
+                outputs.append(encoder(features))
         embeddings = tf.stack([o[0] for o in outputs], axis=1)
         weights = tf.stack([o[1] for o in outputs], axis=1)
         return {

@@ -2,13 +2,13 @@
 
 `RankingData` gathers everything a leave-one-out ranking experiment needs once: the split,
 each training interaction's recent history (computed strictly before it, so nothing leaks),
-the feature stores used at validation and test time (user histories as of that moment), the
-items to mask in full ranking, and a joined table to adapt feature columns to. Any model
+the user histories as of validation and test time, the items to mask in full ranking, and a joined table to adapt feature columns to. Any model
 that follows `tfrec.models.base.RankingModel` trains and evaluates through it unchanged.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +37,73 @@ def _take(table: dict, rows: np.ndarray) -> dict:
     return {k: np.asarray(v)[rows] for k, v in table.items()}
 
 
+def feature_store(ml: MovieLens, seen: dict, history_length: int = 20) -> FeatureStore:
+    """The id-keyed side-feature store for serving: users, movies, and each user's last
+    `history_length` movies among `seen` (the interactions known at export time)."""
+    history = None
+    if history_length:
+        last = last_history(seen, user_ids=ml.user_ids, length=history_length)
+        history = {"user_id": last["user_id"], RECENT_MOVIES: last["history"]}
+    return FeatureStore(ml.users, ml.movies, history)
+
+
+def _tf(column) -> tf.Tensor:
+    column = np.asarray(column)
+    return tf.constant(utf8(column) if column.dtype.kind in "US" else column)
+
+
+@dataclass
+class ModelInputs:
+    """A model's inputs split by where they vary: per user, per movie, per training row.
+
+    Exists because string work (lookups, title tokenising, year parsing) is by far the most
+    expensive part of a small recommender's step: doing it once per user and per movie and
+    gathering ids per example makes training and full-catalogue scoring several times faster.
+    Raw ids (``user_id``, ``movie_id``) are always included for models that embed ids
+    themselves; features a model reads outside its towers (`raw_feature_keys`) are joined raw.
+    """
+
+    per_user: dict
+    per_movie: dict
+    per_row: dict
+
+    @classmethod
+    def build(cls, model, data: RankingData, split: str) -> ModelInputs:
+        ml = data.movielens
+        users = data.user_table(split)
+        rows = data.train if split == "train" else {}
+        per_user = {"user_id": _tf(ml.user_ids)}
+        per_movie = {"movie_id": _tf(ml.movie_ids)}
+        per_row = {}
+        for tower, table, out in (
+            (getattr(model, "user_tower", None), users, per_user),
+            (getattr(model, "movie_tower", None), ml.movies, per_movie),
+        ):
+            for encoder in tower.encoders if tower is not None else ():
+                key = tower.preprocessed_key(encoder)
+                if encoder.key in table:
+                    out[key] = encoder.preprocess({encoder.key: _tf(table[encoder.key])})
+                elif encoder.key in rows:
+                    per_row[key] = encoder.preprocess({encoder.key: _tf(rows[encoder.key])})
+                else:
+                    raise KeyError(
+                        f"Field '{encoder.name}' reads '{encoder.key}', which neither the "
+                        f"{'user' if table is users else 'movie'} table nor the training rows have."
+                    )
+        for name in getattr(model, "raw_feature_keys", ()):
+            for table, out in ((users, per_user), (ml.movies, per_movie), (rows, per_row)):
+                if name in table:
+                    out[name] = _tf(table[name])
+        return cls(per_user, per_movie, per_row)
+
+    def gather(self, user_index, movie_index, row_index=None) -> dict:
+        features = {k: tf.gather(v, user_index) for k, v in self.per_user.items()}
+        features.update({k: tf.gather(v, movie_index) for k, v in self.per_movie.items()})
+        if row_index is not None:
+            features.update({k: tf.gather(v, row_index) for k, v in self.per_row.items()})
+        return features
+
+
 @dataclass
 class RankingData:
     """A leave-one-out ranking experiment on one MovieLens variant (see module docstring)."""
@@ -44,10 +111,10 @@ class RankingData:
     movielens: MovieLens
     split: Split
     train: dict
-    stores: dict
     exclude: dict
     history_length: int
     _exclude_cache: dict = field(default_factory=dict, repr=False)
+    _inputs_cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_movielens(cls, ml: MovieLens, history_length: int = 20, split: Split | None = None):
@@ -61,22 +128,8 @@ class RankingData:
         train = dict(split.train)
         if history_length:
             train[RECENT_MOVIES] = recent_history(split.train, length=history_length)
-        seen_valid = split.train
-        seen_test = _concat(split.train, split.valid)
-        stores = {
-            "valid": cls._store(ml, seen_valid, history_length),
-            "test": cls._store(ml, seen_test, history_length),
-        }
-        exclude = {"valid": seen_valid, "test": seen_test}
-        return cls(ml, split, train, stores, exclude, history_length)
-
-    @staticmethod
-    def _store(ml: MovieLens, seen: dict, history_length: int) -> FeatureStore:
-        history = None
-        if history_length:
-            last = last_history(seen, length=history_length)
-            history = {"user_id": last["user_id"], RECENT_MOVIES: last["history"]}
-        return FeatureStore(ml.users, ml.movies, history)
+        exclude = {"valid": split.train, "test": _concat(split.train, split.valid)}
+        return cls(ml, split, train, exclude, history_length)
 
     def example_table(self) -> dict:
         """Training interactions joined with their side features, to adapt columns to."""
@@ -86,8 +139,30 @@ class RankingData:
             table.update(_take(self.movielens.users, self.train["user_index"]))
         return table
 
-    def dataset(self, num_negatives=4, batch_size=1024, distribution="uniform", alpha=0.75, seed=0):
-        """Training batches: positives plus negatives re-drawn each epoch, side features joined."""
+    def user_table(self, split: str) -> dict:
+        """One row per user (`MovieLens.user_ids` order): demographics plus the history as
+        of `split` (for "train": empty, since training rows carry their own history)."""
+        ml = self.movielens
+        table = dict(ml.users) if ml.users is not None else {"user_id": ml.user_ids}
+        if self.history_length and split != "train":
+            last = last_history(
+                self.exclude[split], user_ids=ml.user_ids, length=self.history_length
+            )
+            table[RECENT_MOVIES] = last["history"]
+        return table
+
+    def inputs(self, model, split: str) -> ModelInputs:
+        """Preprocessed side features of `model`'s towers, computed once per user and movie."""
+        key = (id(model), split)
+        if key not in self._inputs_cache:
+            self._inputs_cache[key] = ModelInputs.build(model, self, split)
+        return self._inputs_cache[key]
+
+    def dataset(
+        self, model, num_negatives=4, batch_size=1024, distribution="uniform", alpha=0.75, seed=0
+    ):
+        """Training batches for `model`: positives plus negatives re-drawn each epoch, with the
+        towers' preprocessed inputs gathered per row (no string work per example)."""
         ml = self.movielens
         sampler = NegativeSampler(
             self.train["user_index"],
@@ -97,9 +172,14 @@ class RankingData:
             alpha=alpha,
             seed=seed,
         )
-        store = self.stores["valid"]
+        positives = {
+            "user_index": self.train["user_index"],
+            "movie_index": self.train["movie_index"],
+            "row": np.arange(len(self.train["user_index"]), dtype=np.int64),
+        }
+        inputs = self.inputs(model, "train")
         ds = training_dataset(
-            self.train,
+            positives,
             ml.movie_ids,
             sampler,
             num_negatives=num_negatives,
@@ -107,30 +187,43 @@ class RankingData:
             seed=seed,
         )
 
-        def join(batch):
-            return store.join_by_index(batch, batch["user_index"], batch["movie_index"])
+        def assemble(batch):
+            features = inputs.gather(batch["user_index"], batch["movie_index"], batch["row"])
+            features["label"] = batch["label"]
+            return features
 
-        return ds.map(join, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        return ds.map(assemble, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
     def targets(self, split: str):
         part = {"valid": self.split.valid, "test": self.split.test}[split]
         return part["user_index"].astype(np.int64), part["movie_index"].astype(np.int64)
 
-    def score_fn(self, model, split: str = "test"):
-        """A `tfrec.evaluation` score function: (user_index [B], item_index [B, C]) -> scores."""
-        store = self.stores[split]
-        user_ids = tf.constant(utf8(self.movielens.user_ids))
-        movie_ids = tf.constant(utf8(self.movielens.movie_ids))
+    def score_fn(self, model, split: str = "test", batch_pairs: int = 262144):
+        """A `tfrec.evaluation` score function: (user_index [B], item_index [B, C]) -> scores.
+
+        Features come from the preprocessed per-user / per-movie inputs (history as of
+        `split`), so scoring the whole catalogue costs one model call per pair and no string
+        processing."""
+        inputs = self.inputs(model, split)
 
         @tf.function(reduce_retracing=True)
-        def score(user_index, item_index):
-            shape = tf.shape(item_index)
-            users = tf.repeat(tf.gather(user_ids, user_index), shape[1])
-            movies = tf.gather(movie_ids, tf.reshape(item_index, [-1]))
-            features = store.join({"user_id": users, "movie_id": movies})
-            return tf.reshape(model(features, training=False), shape)
+        def score(users, items):
+            features = inputs.gather(users, items)
+            return model(features, training=False)
 
-        return lambda u, i: score(tf.constant(u, tf.int64), tf.constant(i, tf.int64)).numpy()
+        def score_fn(user_index, item_index):
+            item_index = np.asarray(item_index, np.int64)
+            users = np.repeat(np.asarray(user_index, np.int64), item_index.shape[1])
+            items = item_index.reshape(-1)
+            out = [
+                score(
+                    tf.constant(users[i : i + batch_pairs]), tf.constant(items[i : i + batch_pairs])
+                )
+                for i in range(0, users.size, batch_pairs)
+            ]
+            return np.concatenate([o.numpy() for o in out]).reshape(item_index.shape)
+
+        return score_fn
 
     def exclude_set(self, split: str) -> ExcludeSet:
         """Items each user already has before `split` (masked in full ranking)."""
@@ -144,15 +237,34 @@ class RankingData:
             )
         return self._exclude_cache[split]
 
-    def evaluate(self, score_fn, split="test", ks=(10,), protocols=("sampled", "full"), seed=0):
+    def evaluate(
+        self,
+        score_fn,
+        split="test",
+        ks=(10,),
+        protocols=("sampled", "full"),
+        seed=0,
+        num_negatives=99,
+    ):
         """Leave-one-out metrics of `score_fn` under the sampled (99 uniform) and full protocols."""
         users, targets = self.targets(split)
         exclude = self.exclude_set(split)
         n = self.movielens.num_movies
         results = {}
         if "sampled" in protocols:
+            # A catalogue too small for `num_negatives` (tiny test data) gets as many as every
+            # user can have; the result's "protocol" label records the number used.
+            seen = np.diff(exclude.indptr)[users] + 1
+            available = int(n - seen.max()) if seen.size else n
+            if available < num_negatives:
+                warnings.warn(
+                    f"Only {available} negatives are available for some user; sampled ranking "
+                    f"uses {available} instead of {num_negatives}.",
+                    stacklevel=2,
+                )
+                num_negatives = max(available, 1)
             results["sampled"] = sampled_ranking(
-                score_fn, users, targets, n, exclude, ks=ks, seed=seed
+                score_fn, users, targets, n, exclude, num_negatives=num_negatives, ks=ks, seed=seed
             )
         if "full" in protocols:
             results["full"] = full_ranking(score_fn, users, targets, n, exclude, ks=ks)
@@ -226,5 +338,5 @@ def fit(
             )
         )
     all_callbacks.extend(callbacks)
-    ds = data.dataset(num_negatives=num_negatives, batch_size=batch_size, seed=seed)
+    ds = data.dataset(model, num_negatives=num_negatives, batch_size=batch_size, seed=seed)
     return model.fit(ds, epochs=epochs, callbacks=all_callbacks, verbose=verbose)

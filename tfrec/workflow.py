@@ -21,7 +21,7 @@ from tfrec.baselines import Popularity
 from tfrec.data import load_movielens
 from tfrec.evaluation import format_table
 from tfrec.models import build_model
-from tfrec.training import RankingData, fit
+from tfrec.training import RankingData, feature_store, fit
 
 # Chosen by the search recorded in benchmarks/RESULTS.md (DeepFM on ml-100k leave-one-out).
 RUN_MODEL = "deepfm"
@@ -39,9 +39,11 @@ class TrainResult:
     history: dict
 
 
-def load_data(variant="100k", source="auto", data_dir=None, history_length=20) -> RankingData:
+def load_data(
+    variant="100k", source="auto", data_dir=None, path=None, history_length=20
+) -> RankingData:
     """MovieLens `variant` as a leave-one-out `RankingData`."""
-    ml = load_movielens(variant, source=source, data_dir=data_dir)
+    ml = load_movielens(variant, source=source, data_dir=data_dir, path=path)
     return RankingData.from_movielens(ml, history_length=history_length)
 
 
@@ -54,7 +56,9 @@ def train_model(name, data: RankingData, model_hp: dict, train_cfg: dict) -> Tra
     metrics = flatten(data.evaluate(data.score_fn(model, "test"), "test"))
     metrics["epochs"] = len(history.history.get("loss", []))
     metrics["train_seconds"] = round(seconds, 1)
-    return TrainResult(model, data, metrics, {k: [float(x) for x in v] for k, v in history.history.items()})
+    return TrainResult(
+        model, data, metrics, {k: [float(x) for x in v] for k, v in history.history.items()}
+    )
 
 
 def flatten(results: dict) -> dict:
@@ -84,15 +88,16 @@ def format_results(rows: dict) -> str:
     return format_table({name: {c: m[c] for c in _COLUMNS if c in m} for name, m in rows.items()})
 
 
-def train(name, variant, model_hp, train_cfg, output: Path, source="auto", data_dir=None) -> TrainResult:
-    """`tfrec train`: train `name` and save the run directory `output`."""
-    data = load_data(variant, source, data_dir, train_cfg.get("history_length", 20))
+def train(name, source: dict, model_hp, train_cfg, output: Path) -> TrainResult:
+    """`tfrec train`: train `name` on the data `source` describes (variant, source, data_dir,
+    path: the arguments of `load_movielens`) and save the run directory `output`."""
+    data = load_data(**source, history_length=train_cfg.get("history_length", 20))
     result = train_model(name, data, model_hp, train_cfg)
-    save_run(result, output, name, variant, source, model_hp, train_cfg)
+    save_run(result, output, name, source, model_hp, train_cfg)
     return result
 
 
-def save_run(result: TrainResult, output: Path, name, variant, source, model_hp, train_cfg) -> None:
+def save_run(result: TrainResult, output: Path, name, source: dict, model_hp, train_cfg) -> None:
     """Writes the run directory atomically (temp dir, then rename)."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -102,8 +107,7 @@ def save_run(result: TrainResult, output: Path, name, variant, source, model_hp,
         result.model.save(tmp / "keras")
         meta = {
             "model": name,
-            "variant": variant,
-            "source": result.data.movielens.source,
+            "data": {k: (str(v) if v is not None else None) for k, v in source.items()},
             "model_hparams": model_hp,
             "train": train_cfg,
             "metrics": result.metrics,
@@ -126,7 +130,7 @@ def load_run(run_dir: Path):
             f"No trained run at {run_dir} (missing run.json). Fix: `tfrec train deepfm --output {run_dir}`."
         )
     meta = json.loads(meta_path.read_text())
-    data = load_data(meta["variant"], history_length=meta["train"].get("history_length", 20))
+    data = load_data(**meta["data"], history_length=meta["train"].get("history_length", 20))
     model = tf.keras.models.load_model(run_dir / "keras", compile=False)
     return model, data, meta
 
@@ -147,7 +151,7 @@ def export_trained(model, data: RankingData, base_dir: Path, name: str) -> Path:
 
     ml = data.movielens
     ratings = ml.ratings
-    store = RankingData._store(ml, ratings, data.history_length)
+    store = feature_store(ml, ratings, data.history_length)
     popularity = np.bincount(ratings["movie_index"], minlength=ml.num_movies)
     return export_model(
         model,

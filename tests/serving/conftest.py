@@ -1,5 +1,5 @@
 """Session fixtures for tfrec.serving: a tiny MovieLens-like data set, a DeepFM fit for one
-epoch, and two exports (cold start "popular" and "average_user") shared by every test.
+epoch, one export shared by every test, and an "average_user" serving module.
 
 Ids follow MovieLens-100k ("1".."200" users, "1".."320" movies) so the README's examples
 (user "196", movie "242", ...) address real rows. User "heavy" has seen every movie but the
@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from tfrec.features.store import FeatureStore
 from tfrec.models import build_model
-from tfrec.serving import LocalServing, export_model
+from tfrec.serving import LocalServing, ServingModule, export_model
 from tfrec.towers import RECENT_MOVIES
 
 NUM_USERS, NUM_MOVIES, HISTORY = 200, 320, 5
@@ -122,24 +122,24 @@ def store(movielens):
 
 @pytest.fixture(scope="session")
 def exports(tmp_path_factory, model, store, movielens):
-    """Two exports in one base dir: deepfm (cold start "popular") and deepfm_avg
-    ("average_user"), the latter next to a pre-existing version 3 and a stray temp dir."""
+    """One export (cold start "popular") into a base dir that already holds deepfm version 3,
+    a stale temp dir and another model: the export must become deepfm/4."""
     base = tmp_path_factory.mktemp("saved_models")
-    popular = export_model(model, store, movielens.seen, base_dir=base, name="deepfm")
-    (base / "deepfm_avg" / "3").mkdir(parents=True)
-    (base / "deepfm_avg" / ".tmp-stale").mkdir()
-    average = export_model(
-        model, store, movielens.seen, base_dir=base, name="deepfm_avg", cold_start="average_user"
-    )
-    return types.SimpleNamespace(base=base, popular=popular, average=average)
+    (base / "deepfm" / "3").mkdir(parents=True)
+    (base / "deepfm" / ".tmp-stale").mkdir()
+    (base / "other" / "1").mkdir(parents=True)
+    path = export_model(model, store, movielens.seen, base_dir=base, name="deepfm")
+    return types.SimpleNamespace(base=base, popular=path)
 
 
 @pytest.fixture(scope="session")
 def served(exports):
-    """The "popular" export loaded with plain tf.saved_model.load, behind LocalServing."""
+    """The export loaded with plain tf.saved_model.load, behind LocalServing."""
     return LocalServing(exports.popular)
 
 
 @pytest.fixture(scope="session")
-def served_average(exports):
-    return LocalServing(exports.average)
+def average_module(model, store, movielens):
+    """An unsaved ServingModule with cold start "average_user" (its tf.functions are the
+    exported signatures' code; saving is covered by the "popular" export)."""
+    return ServingModule(model, store, movielens.seen, cold_start="average_user")

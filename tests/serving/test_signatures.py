@@ -14,7 +14,9 @@ def _decode(array):
 
 
 def _recommend(served, users, k):
-    out = served.signatures["recommend"](user_id=tf.constant(users), k=tf.constant(k, tf.int32))
+    out = served.signatures["recommend"](
+        user_id=tf.constant(users, tf.string), k=tf.constant(k, tf.int32)
+    )
     return _decode(out["movie_ids"]), out["scores"].numpy(), _decode(out["titles"])
 
 
@@ -64,6 +66,17 @@ def test_batch_size_is_dynamic(served):
         assert _score(served, ["1"] * batch, ["2"] * batch).shape == (batch,)
     ids, scores, titles = _recommend(served, ["1"] * 5, 4)
     assert ids.shape == scores.shape == titles.shape == (5, 4)
+    assert _recommend(served, [], 4)[0].shape == (0, 4)
+
+
+def test_users_scored_in_steps_match_users_scored_alone(served):
+    # 8192 pairs per step / 320 movies = 25 users per step: 30 users take two steps.
+    users = [str(u) for u in range(1, 31)]
+    ids, scores, _ = _recommend(served, users, 5)
+    for row in (0, 24, 25, 29):
+        alone = _recommend(served, [users[row]], 5)
+        assert ids[row].tolist() == alone[0][0].tolist()
+        np.testing.assert_allclose(scores[row], alone[1][0], rtol=1e-5)
 
 
 def test_unknown_ids_get_the_missing_row_score_not_an_error(served):
@@ -133,14 +146,17 @@ def test_cold_start_popular_returns_popularity_order(served, movielens):
     np.testing.assert_allclose(scores[0], counts[order][:5] / counts.max(), rtol=1e-6)
 
 
-def test_cold_start_average_user_scores_with_the_missing_row(served_average):
-    ids, scores, _ = _recommend(served_average, ["new-user-a", "new-user-b"], 5)
+def test_cold_start_average_user_scores_with_the_missing_row(average_module):
+    users = tf.constant(["new-user-a", "new-user-b", "196"])
+    top = average_module.recommend(users, tf.constant(5))
+    ids, scores = _decode(top["movie_ids"]), top["scores"].numpy()
     assert ids[0].tolist() == ids[1].tolist()
-    direct = _score(served_average, ["new-user-a"] * 5, ids[0].tolist())
-    np.testing.assert_allclose(scores[0], direct, rtol=1e-5, atol=1e-6)
-    # Known users are unaffected by the strategy.
-    known = _recommend(served_average, ["196"], 5)
-    assert known[0][0].tolist() != ids[0].tolist() or known[1][0].tolist() != scores[0].tolist()
+    direct = average_module.score_ids(tf.constant(["new-user-a"] * 5), top["movie_ids"][0])
+    np.testing.assert_allclose(scores[0], direct["score"], rtol=1e-5, atol=1e-6)
+    # A known user gets the model's own ranking, not the average user's.
+    direct = average_module.score_ids(tf.constant(["196"] * 5), top["movie_ids"][2])
+    np.testing.assert_allclose(scores[2], direct["score"], rtol=1e-5, atol=1e-6)
+    assert ids[2].tolist() != ids[0].tolist()
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrec_tests")
@@ -155,14 +171,13 @@ def test_models_with_their_own_call_are_scored_pair_by_pair(model, store, moviel
     other = _OwnCall(model.user_tower, model.movie_tower, dnn_units=(16,))
     module = ServingModule(other, store, movielens.seen)
     assert not module._factorized
-    users = tf.constant(["196", "3"])
-    top = module.recommend(users, tf.constant(6))
-    for row in range(2):
-        direct = module.score_ids(tf.repeat(users[row], 6), top["movie_ids"][row])["score"]
+    top = module.recommend(tf.constant(["196", "3"]), tf.constant(6))
+    for row, user in enumerate(["196", "3"]):
+        pairs = {"user_id": tf.constant([user] * 6), "movie_id": top["movie_ids"][row]}
+        direct = other.score(store.join(pairs))
         np.testing.assert_allclose(top["scores"][row], direct, rtol=1e-5, atol=1e-6)
-    assert not set(_decode(top["movie_ids"][0]).tolist()) & set(
-        movielens.seen[1][movielens.seen[0] == "196"].tolist()
-    )
+        seen = movielens.seen[1][movielens.seen[0] == user]
+        assert not set(_decode(top["movie_ids"][row]).tolist()) & set(seen.tolist())
 
 
 def test_bad_export_arguments_name_the_field(model, store, movielens):

@@ -1,6 +1,9 @@
 """The export stands alone: plain TensorFlow without tfrec loads it, saved_model_cli lists it.
 
-Both checks run in subprocesses, started together so they overlap.
+Both checks run in one subprocess that never imports tfrec: it loads the export with
+`tf.saved_model.load` and calls the signatures, prints the result, then runs the
+``.venv/bin/saved_model_cli`` entry script (``show --all``) in the same interpreter, which
+saves a second TensorFlow import on a busy machine.
 """
 
 import tfrec  # noqa: F401  # isort: skip
@@ -34,45 +37,43 @@ _LOAD_WITHOUT_TFREC = textwrap.dedent(
         "movie_ids": [[v.decode() for v in row] for row in top["movie_ids"].numpy()],
         "tfrec_imported": sorted(m for m in sys.modules if m.split(".")[0] == "tfrec"),
     }))
+    print("END-OF-LOAD-CHECK", flush=True)
+
+    import runpy
+    sys.argv = [sys.argv[2], "show", "--all", "--dir", sys.argv[1]]
+    try:
+        runpy.run_path(sys.argv[0], run_name="__main__")
+    except SystemExit as exit:
+        if exit.code:
+            raise
     """
 )
 
 
 @pytest.fixture(scope="module")
-def processes(exports, tmp_path_factory):
-    """Starts both subprocesses at once; tests wait for the one they check."""
+def standalone(exports, tmp_path_factory):
+    """``(load-check JSON, saved_model_cli output)`` from a subprocess without tfrec."""
     cwd = tmp_path_factory.mktemp("standalone")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TF_USE_LEGACY_KERAS")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     script = cwd / "load.py"
     script.write_text(_LOAD_WITHOUT_TFREC)
     cli = Path(sys.executable).with_name("saved_model_cli")
-    run = {
-        "stdout": subprocess.PIPE,
-        "stderr": subprocess.PIPE,
-        "text": True,
-        "cwd": cwd,
-        "env": env,
-    }
-    started = {
-        "load": subprocess.Popen([sys.executable, str(script), str(exports.popular)], **run),
-        "cli": subprocess.Popen([str(cli), "show", "--all", "--dir", str(exports.popular)], **run),
-    }
-    yield started
-    for process in started.values():
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    done = subprocess.run(
+        [sys.executable, str(script), str(exports.popular), str(cli)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    load, cli_output = done.stdout.split("END-OF-LOAD-CHECK")
+    return json.loads(load.strip().splitlines()[-1]), cli_output
 
 
-def _finish(process):
-    stdout, stderr = process.communicate(timeout=300)
-    assert process.returncode == 0, stderr[-3000:]
-    return stdout
-
-
-def test_loads_with_plain_tensorflow_without_tfrec(processes, served):
-    result = json.loads(_finish(processes["load"]).strip().splitlines()[-1])
+def test_loads_with_plain_tensorflow_without_tfrec(standalone, served):
+    result = standalone[0]
     assert result["tfrec_imported"] == []
     assert {"serving_default", "score_features", "recommend"} <= set(result["signatures"])
     expected = served.signatures["serving_default"](
@@ -83,13 +84,15 @@ def test_loads_with_plain_tensorflow_without_tfrec(processes, served):
     assert result["movie_ids"] == top["outputs"]["movie_ids"]
 
 
-def test_saved_model_cli_lists_named_signatures(processes):
-    text = _finish(processes["cli"])
+def test_saved_model_cli_lists_named_signatures(standalone):
+    text = standalone[1]
     blocks = dict(re.findall(r"signature_def\['(\w+)'\]:(.*?)Method name is: (?:\S*)", text, re.S))
     assert {"serving_default", "score_features", "recommend"} <= set(blocks)
 
     def tensors(block, kind):
-        found = re.findall(rf"{kind}\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+shape: (\S+)", block)
+        found = re.findall(
+            rf"{kind}\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+shape: (\(.*?\))", block
+        )
         return {name: (dtype, shape) for name, dtype, shape in found}
 
     assert tensors(blocks["serving_default"], "inputs") == {
@@ -102,11 +105,11 @@ def test_saved_model_cli_lists_named_signatures(processes):
         "user_id": ("DT_STRING", "(-1)"),
     }
     assert tensors(blocks["recommend"], "outputs") == {
-        "movie_ids": ("DT_STRING", "(-1,"),
-        "scores": ("DT_FLOAT", "(-1,"),
-        "titles": ("DT_STRING", "(-1,"),
+        "movie_ids": ("DT_STRING", "(-1, -1)"),
+        "scores": ("DT_FLOAT", "(-1, -1)"),
+        "titles": ("DT_STRING", "(-1, -1)"),
     }
     features = tensors(blocks["score_features"], "inputs")
-    assert features["recent_movie_ids"] == ("DT_STRING", "(-1,")
-    assert features["movie_genres"] == ("DT_INT64", "(-1,")
+    assert features["recent_movie_ids"] == ("DT_STRING", "(-1, -1)")
+    assert features["movie_genres"] == ("DT_INT64", "(-1, -1)")
     assert "output_1" not in text and "input_1" not in text

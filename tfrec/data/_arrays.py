@@ -1,8 +1,36 @@
-"""Small vectorized array helpers shared by the data modules (id lookup)."""
+"""Small vectorized array helpers shared by the data modules (distinct values, id lookup).
+
+Why this exists: MovieLens 20m/25m tables have tens of millions of rows, and ``np.unique``
+without ``return_inverse`` is very slow on large integer arrays in numpy 2.4 (measured 14 s
+for 10M int64, against 0.2 s for a sort); ids that are decimal strings are also far faster to
+look up as integers. These helpers keep those paths sort-based and integer-based.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def unique_sorted(values: np.ndarray) -> np.ndarray:
+    """Returns the sorted distinct values of a 1-D array (sort + neighbour comparison)."""
+    ordered = np.sort(np.asarray(values), kind="stable")
+    if ordered.size == 0:
+        return ordered
+    return ordered[np.concatenate([[True], ordered[1:] != ordered[:-1]])]
+
+
+def as_int_ids(ids: np.ndarray) -> np.ndarray | None:
+    """Returns string ids as int64 when every one is a canonical decimal integer, else None."""
+    ids = np.asarray(ids)
+    if ids.dtype.kind in "iu":
+        return ids.astype(np.int64)
+    if ids.dtype.kind != "U" or ids.size == 0 or not np.strings.isdecimal(ids).all():
+        return None
+    if np.strings.str_len(ids).max() > 18:
+        return None
+    numbers = ids.astype(np.int64)
+    leading_zero = np.strings.startswith(ids, "0") & (np.strings.str_len(ids) > 1)
+    return None if leading_zero.any() else numbers
 
 
 def index_of(ids: np.ndarray, universe: np.ndarray, what: str, where: str) -> np.ndarray:
@@ -11,16 +39,22 @@ def index_of(ids: np.ndarray, universe: np.ndarray, what: str, where: str) -> np
     Why: ratings reference users and movies by id; models need dense int64 indices, and a
     reference to an unknown id must fail loudly instead of silently mapping somewhere.
     """
-    order = np.argsort(universe, kind="stable")
-    ordered = universe[order]
+    ids, universe = np.asarray(ids), np.asarray(universe)
+    keys, queries = as_int_ids(universe), None
+    if keys is not None:
+        queries = as_int_ids(ids)
+    if queries is None:
+        keys, queries = universe, ids
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
     if ordered.size == 0:
-        found = np.zeros(np.shape(ids), bool)
-        position = np.zeros(np.shape(ids), np.int64)
+        found = np.zeros(ids.shape, bool)
+        position = np.zeros(ids.shape, np.int64)
     else:
-        position = np.clip(np.searchsorted(ordered, ids), 0, ordered.size - 1)
-        found = ordered[position] == ids
+        position = np.clip(np.searchsorted(ordered, queries), 0, ordered.size - 1)
+        found = ordered[position] == queries
     if not found.all():
-        missing = np.unique(np.asarray(ids)[~found])
+        missing = unique_sorted(ids[~found])
         more = " ..." if missing.size > 5 else ""
         raise ValueError(
             f"{int((~found).sum())} rows reference {what} values missing from {where}. "

@@ -15,7 +15,7 @@ import tensorflow as tf
 from tfrec.data import schema
 from tfrec.data.parsers import Tables, pad_lists
 
-_BATCH = 65536
+_BATCH = 4096  # ragged_batch has a per-batch cost growing with the batch size
 
 
 def _decode(values: np.ndarray) -> np.ndarray:

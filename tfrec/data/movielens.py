@@ -27,13 +27,14 @@ The ``tfds`` source stores these columns already decoded (``tables`` layout).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from tfrec.data import parsers, schema
-from tfrec.data._arrays import index_of
+from tfrec.data._arrays import as_int_ids, index_of, unique_sorted
 from tfrec.data._tfds import sort_by_id
 from tfrec.data.sources import fetch_movielens, read_manifest
 
@@ -58,7 +59,7 @@ class MovieLens:
     movies: Table
     users: Table | None
 
-    @property
+    @cached_property
     def user_ids(self) -> np.ndarray:
         """The user universe (users table order, else sorted ids); user_index indexes it."""
         if self.users is not None:
@@ -146,7 +147,12 @@ def _genres(padded: np.ndarray) -> tf.RaggedTensor:
 
 
 def _user_universe(user_ids: np.ndarray) -> np.ndarray:
-    return sort_by_id({"user_id": np.unique(user_ids)}, "user_id")["user_id"]
+    """Sorted distinct user ids (numerically when they are integers, the MovieLens case)."""
+    numbers = as_int_ids(user_ids)
+    if numbers is None:
+        return sort_by_id({"user_id": unique_sorted(user_ids)}, "user_id")["user_id"]
+    distinct = unique_sorted(numbers).astype(str)
+    return distinct.astype(f"U{max(1, int(np.strings.str_len(distinct).max(initial=0)))}")
 
 
 def from_tables(tables: parsers.Tables, variant: str, source: str) -> MovieLens:

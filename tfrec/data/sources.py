@@ -250,7 +250,7 @@ def _expected_files(variant: str) -> list[tuple[str, ...]]:
 def _fetch_pypi(
     work: Path,
     pip_args: tuple[str, ...] = (),
-    wheel_sha256: str = RECBOLE_WHEEL_SHA256,
+    wheel_sha256: str | None = None,
     file_sha256: dict[str, str] | None = None,
     requirement: str = RECBOLE_REQUIREMENT,
     wheel_name: str = RECBOLE_WHEEL,
@@ -260,31 +260,19 @@ def _fetch_pypi(
     ``pip_args`` (e.g. ``("--no-index", "--find-links", folder)``) and the checksums are
     injectable so tests can use a fake local wheel.
     """
+    wheel_sha256 = RECBOLE_WHEEL_SHA256 if wheel_sha256 is None else wheel_sha256
     file_sha256 = RECBOLE_FILES if file_sha256 is None else file_sha256
     fix = "check that pip can reach your package index (pip config, PIP_INDEX_URL), or use "
     fix += "source='grouplens', source='tfds' or source='local' with path=."
     downloads = work / ".pip"
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-    command += [requirement, "-d", str(downloads), *pip_args]
-    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
     try:
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise FetchError(f"`{' '.join(command)}` could not run: {error}. Fix: {fix}") from error
-    if done.returncode != 0:
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
-        raise FetchError(f"`pip download {requirement}` failed:\n{tail}\nFix: {fix}")
-    wheel = downloads / wheel_name
-    if not wheel.is_file():
-        found = sorted(p.name for p in downloads.iterdir()) if downloads.is_dir() else []
-        raise FetchError(f"pip did not produce {wheel_name} (got {found}). Fix: {fix}")
-    got = sha256_file(wheel)
-    if got != wheel_sha256:
-        raise FetchError(
-            f"Checksum mismatch for {wheel_name}: expected sha256 {wheel_sha256}, got {got}. "
-            f"Fix: {fix}"
-        )
-    try:
+        wheel = _pip_download(requirement, wheel_name, downloads, pip_args, fix)
+        got = sha256_file(wheel)
+        if got != wheel_sha256:
+            raise FetchError(
+                f"Checksum mismatch for {wheel_name}: expected sha256 {wheel_sha256}, got {got}."
+                f" Fix: {fix}"
+            )
         with zipfile.ZipFile(wheel) as zf:
             for name, expected in file_sha256.items():
                 target = work / name
@@ -302,6 +290,25 @@ def _fetch_pypi(
     finally:
         shutil.rmtree(downloads, ignore_errors=True)
     return f"pypi:{requirement}"
+
+
+def _pip_download(requirement, wheel_name, downloads: Path, pip_args, fix: str) -> Path:
+    """Runs ``python -m pip download`` for one wheel into ``downloads``; returns its path."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+    command += [requirement, "-d", str(downloads), *pip_args]
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise FetchError(f"`{' '.join(command)}` could not run: {error}. Fix: {fix}") from error
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
+        raise FetchError(f"`pip download {requirement}` failed:\n{tail}\nFix: {fix}")
+    wheel = downloads / wheel_name
+    if not wheel.is_file():
+        found = sorted(p.name for p in downloads.iterdir()) if downloads.is_dir() else []
+        raise FetchError(f"pip did not produce {wheel_name} (got {found}). Fix: {fix}")
+    return wheel
 
 
 def _fetch_tfds(variant: str, work: Path, tfds_dir: Path) -> str:

@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tfrec.data._arrays import as_int_ids
+
 Table = dict[str, np.ndarray]
 
 
@@ -59,8 +61,10 @@ def time_order(ratings: Table, per_user: bool) -> tuple[np.ndarray, np.ndarray |
     file_order = np.arange(n)
     if not per_user:
         return np.lexsort((file_order, timestamp)), None
-    _, user = np.unique(require_column(ratings, "user_index", "user_id"), return_inverse=True)
-    user = user.reshape(-1)
+    user = as_int_ids(require_column(ratings, "user_index", "user_id"))
+    if user is None:  # ids that are not integers: group by their rank among distinct ids
+        _, user = np.unique(ratings["user_id"], return_inverse=True)
+        user = user.reshape(-1)
     return np.lexsort((file_order, timestamp, user)), user
 
 

@@ -157,7 +157,8 @@ class CategoricalEncoder(tf.keras.layers.Layer):
         )
         self.weight = tf.keras.layers.Embedding(size, 1, embeddings_initializer="zeros")
 
-    def call(self, features):
+    def preprocess(self, features):
+        """Raw feature -> int ids (-1 marks padding in multi-valued inputs); no weights used."""
         strings = categorical_strings(
             features[self.key],
             transform=self.transform,
@@ -165,15 +166,25 @@ class CategoricalEncoder(tf.keras.layers.Layer):
             max_length=self.max_length,
             padding_value=self.padding_value,
         )
-        ids = self.lookup(strings)
-        emb = self.embedding(ids)
-        w = tf.squeeze(self.weight(ids), -1)
+        ids = tf.cast(self.lookup(strings), tf.int64)
+        if self.multi_valued:
+            ids = tf.where(tf.equal(strings, self.padding_value), tf.constant(-1, tf.int64), ids)
+        return ids
+
+    def embed(self, ids):
+        """Ids from `preprocess` -> (embedding [B, k], first-order weight [B])."""
         if not self.multi_valued:
-            return emb, w
-        mask = tf.cast(tf.not_equal(strings, self.padding_value), emb.dtype)
+            return self.embedding(ids), tf.squeeze(self.weight(ids), -1)
+        valid = ids >= 0
+        safe = tf.maximum(ids, 0)
+        emb, w = self.embedding(safe), tf.squeeze(self.weight(safe), -1)
+        mask = tf.cast(valid, emb.dtype)
         count = tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
         pooled = tf.reduce_sum(emb * mask[..., None], axis=1) / count[:, None]
         return pooled, tf.reduce_sum(w * mask, axis=1) / count
+
+    def call(self, features):
+        return self.embed(self.preprocess(features))
 
     def get_config(self):
         config = super().get_config()
@@ -267,7 +278,8 @@ class NumericEncoder(tf.keras.layers.Layer):
             self.scalar = self.add_weight(name="scalar", shape=(), initializer="zeros")
         super().build(input_shape)
 
-    def call(self, features):
+    def preprocess(self, features):
+        """Raw feature -> bucket ids (int64) or the standardised value (float32)."""
         values = features[self.key]
         values = (
             title_year(values) if self.transform == "title_year" else tf.cast(values, tf.float32)
@@ -275,13 +287,20 @@ class NumericEncoder(tf.keras.layers.Layer):
         missing = tf.math.is_nan(values)
         if self.boundaries is not None:
             buckets = tf.cast(self.bucketize(tf.where(missing, 0.0, values)), tf.int64)
-            ids = tf.where(missing, tf.cast(len(self.boundaries) + 1, tf.int64), buckets)
-            return self.embedding(ids), tf.squeeze(self.weight(ids), -1)
+            return tf.where(missing, tf.cast(len(self.boundaries) + 1, tf.int64), buckets)
         std = max(self.variance, 1e-12) ** 0.5
-        scaled = tf.where(missing, 0.0, (values - self.mean) / std)
-        scaled = tf.cast(scaled, self.compute_dtype)
+        return tf.where(missing, 0.0, (values - self.mean) / std)
+
+    def embed(self, values):
+        """Output of `preprocess` -> (embedding [B, k], first-order weight [B])."""
+        if self.boundaries is not None:
+            return self.embedding(values), tf.squeeze(self.weight(values), -1)
+        scaled = tf.cast(values, self.compute_dtype)
         vector = tf.cast(self.vector, self.compute_dtype)
         return scaled[:, None] * vector[None, :], scaled * tf.cast(self.scalar, self.compute_dtype)
+
+    def call(self, features):
+        return self.embed(self.preprocess(features))
 
     def get_config(self):
         config = super().get_config()

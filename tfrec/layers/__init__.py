@@ -5,6 +5,7 @@ is registered under the ``tfrec`` package, so saved models reload without custom
 """
 
 from tfrec.layers.cross import CrossNetwork
+from tfrec.layers.crossed import CrossedCategorical
 from tfrec.layers.ffm import FieldAwareEmbedding, FieldAwareInteraction
 from tfrec.layers.fm import FactorizationMachine
 from tfrec.layers.linear import LinearTerm
@@ -15,6 +16,7 @@ from tfrec.layers.pooling import ElementwiseProduct, MaskedMeanPooling
 __all__ = [
     "MLP",
     "CrossNetwork",
+    "CrossedCategorical",
     "ElementwiseProduct",
     "FactorizationMachine",
     "FieldAwareEmbedding",

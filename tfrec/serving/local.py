@@ -23,8 +23,10 @@ from tfrec.serving.export import latest_export
 
 def _unwrap_b64(value):
     """Replaces TF Serving's ``{"b64": ...}`` binary values by bytes, recursively."""
-    if isinstance(value, dict) and set(value) == {"b64"}:
-        return base64.b64decode(value["b64"])
+    if isinstance(value, dict):
+        if set(value) == {"b64"}:
+            return base64.b64decode(value["b64"])
+        return {key: _unwrap_b64(v) for key, v in value.items()}
     if isinstance(value, list):
         return [_unwrap_b64(v) for v in value]
     return value
@@ -37,6 +39,29 @@ def _to_json(array: np.ndarray, name: str):
             return encode(array).tolist() if array.size else array.tolist()
         return np.char.decode(array.astype(bytes), "utf-8").tolist()
     return array.tolist()
+
+
+def _columnar_inputs(inputs, names: list) -> dict:
+    """``inputs`` of a columnar body: a map by name, or the bare value of a single input."""
+    if isinstance(inputs, dict):
+        return inputs
+    if len(names) != 1:
+        raise ValueError(f"Columnar 'inputs' must be an object keyed by input name: {names}.")
+    return {names[0]: inputs}
+
+
+def _row_inputs(instances, names: list) -> dict:
+    """Stacks row-format ``instances`` into one list per input name."""
+    if not isinstance(instances, list):
+        raise ValueError(f"'instances' must be a list. Received: {type(instances).__name__}")
+    if not all(isinstance(row, dict) for row in instances):
+        if len(names) != 1:
+            raise ValueError(f"Row format with several inputs {names} needs one object per row.")
+        return {names[0]: instances}
+    missing = sorted({k for row in instances for k in set(names) - set(row)})
+    if missing:
+        raise ValueError(f"Every instance needs inputs {names}. Missing: {missing}")
+    return {name: [row[name] for row in instances] for name in names}
 
 
 class LocalServing:
@@ -114,33 +139,16 @@ class LocalServing:
             )
         names = sorted(self.input_specs(signature))
         if "inputs" in body:
-            inputs = _unwrap_b64(body["inputs"])
-            if not isinstance(inputs, dict):
-                inputs = {names[0]: inputs} if len(names) == 1 else inputs
-            outputs = self.run(signature, inputs)
-            if len(outputs) == 1:
-                return {"outputs": _to_json(*next(iter(outputs.items()))[::-1])}
-            return {"outputs": {name: _to_json(v, name) for name, v in outputs.items()}}
-        instances = _unwrap_b64(body["instances"])
-        if not all(isinstance(row, dict) for row in instances):
-            if len(names) != 1:
-                raise ValueError(
-                    f"Row format with several inputs {names} needs one object per instance."
-                )
-            instances = [{names[0]: row} for row in instances]
-        inputs = {name: [row.get(name) for row in instances] for name in names}
-        missing = sorted({k for row in instances for k in set(names) - set(row)})
-        if missing:
-            raise ValueError(f"Every instance needs inputs {names}. Missing: {missing}")
-        outputs = self.run(signature, inputs)
-        columns = {name: _to_json(v, name) for name, v in outputs.items()}
-        if len(columns) == 1:
-            return {"predictions": next(iter(columns.values()))}
-        return {
-            "predictions": [
-                dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)
-            ]
-        }
+            key, inputs = "outputs", _columnar_inputs(_unwrap_b64(body["inputs"]), names)
+        else:
+            key, inputs = "predictions", _row_inputs(_unwrap_b64(body["instances"]), names)
+        columns = {name: _to_json(v, name) for name, v in self.run(signature, inputs).items()}
+        if len(columns) == 1:  # a single output loses its name in both formats
+            return {key: next(iter(columns.values()))}
+        if key == "outputs":
+            return {key: columns}
+        rows = zip(*columns.values(), strict=True)
+        return {key: [dict(zip(columns, row, strict=True)) for row in rows]}
 
     def grpc(self, request):
         """Answers a gRPC `PredictRequest` with a `PredictResponse`, like TF Serving's Predict."""

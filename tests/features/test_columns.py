@@ -1,0 +1,54 @@
+"""Columns adapt vocabularies and statistics from a training table."""
+
+import numpy as np
+import pytest
+
+from tfrec.features import Categorical, MultiCategorical, Numeric, Text, column_from_config
+from tfrec.features.columns import frequency_vocabulary
+
+
+def test_frequency_vocabulary_orders_caps_and_filters():
+    values = np.array(["b", "a", "b", "c", "a", "b", "", "d"])
+    assert frequency_vocabulary(values) == ["b", "a", "c", "d"]
+    assert frequency_vocabulary(values, max_tokens=2) == ["b", "a"]
+    assert frequency_vocabulary(values, min_count=2) == ["b", "a"]
+
+
+def test_categorical_builds_encoder_with_adapted_vocabulary():
+    table = {"user_zip_code": np.array(["12345", "12999", "55555"])}
+    enc = Categorical("user_zip_code", prefix_length=2).build(table, 4)
+    assert enc.vocabulary == ["12", "55"]
+    assert enc.name == "user_zip_code_prefix2"
+
+
+def test_multi_valued_and_text_columns_skip_padding():
+    table = {
+        "movie_genres": np.array([[3, -1], [3, 7]]),
+        "movie_title": np.array(["Toy Story (1995)", "Toy Soldiers (1991)"]),
+    }
+    genres = MultiCategorical("movie_genres", padding="-1").build(table, 2)
+    assert genres.vocabulary == ["3", "7"]
+    words = Text("movie_title").build(table, 2)
+    assert words.vocabulary == ["toy", "soldiers", "story"]
+
+
+def test_numeric_quantile_buckets_and_statistics():
+    table = {"x": np.arange(100, dtype=np.float32)}
+    enc = Numeric("x", num_buckets=4).build(table, 2)
+    np.testing.assert_allclose(enc.boundaries, [24.75, 49.5, 74.25])
+    plain = Numeric("x").build(table, 2)
+    assert plain.mean == pytest.approx(49.5) and plain.variance == pytest.approx(833.25)
+
+
+def test_missing_field_and_wrong_dtype_errors_name_the_field():
+    with pytest.raises(KeyError, match="'user_id'"):
+        Categorical("user_id").build({"other": np.array(["a"])}, 2)
+    with pytest.raises(TypeError, match="Numeric column 'name'"):
+        Numeric("name").build({"name": np.array(["a"])}, 2)
+
+
+def test_column_config_round_trip():
+    column = MultiCategorical("movie_genres", padding="-1", max_tokens=5)
+    assert column_from_config(column.to_config()) == column
+    with pytest.raises(ValueError, match="Unknown column class"):
+        column_from_config({"class": "Nope", "key": "x"})

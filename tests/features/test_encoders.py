@@ -1,0 +1,122 @@
+"""Field encoders: ids, pooling, numeric transforms checked against hand-computed values."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfrec.features.encoders import (
+    CategoricalEncoder,
+    NumericEncoder,
+    title_tokens,
+    title_year,
+)
+
+
+def test_categorical_looks_up_vocabulary_with_oov_bucket():
+    enc = CategoricalEncoder("user_id", vocabulary=["a", "b"], embedding_dim=3)
+    emb, w = enc({"user_id": tf.constant(["b", "zzz", "a"])})
+    table = enc.embedding.embeddings.numpy()
+    # StringLookup: index 0 is OOV, then the vocabulary in order.
+    np.testing.assert_allclose(emb.numpy(), table[[2, 0, 1]])
+    assert w.shape == (3,)
+
+
+def test_categorical_accepts_ints_and_bools_as_strings():
+    enc = CategoricalEncoder("flag", vocabulary=["false", "true"], embedding_dim=2)
+    ids = enc.preprocess({"flag": tf.constant([True, False])}).numpy()
+    np.testing.assert_array_equal(ids, [2, 1])
+    genre = CategoricalEncoder("g", vocabulary=["7", "3"], embedding_dim=2)
+    np.testing.assert_array_equal(
+        genre.preprocess({"g": tf.constant([3, 7, 9])}).numpy(), [2, 1, 0]
+    )
+
+
+def test_multi_valued_mean_pools_only_non_padding_entries():
+    enc = CategoricalEncoder(
+        "genres", vocabulary=["1", "2", "3"], embedding_dim=2, multi_valued=True, padding_value="-1"
+    )
+    enc({"genres": tf.constant([[1, -1]])})  # build
+    table = np.arange(8, dtype=np.float32).reshape(4, 2)
+    enc.embedding.set_weights([table])
+    enc.weight.set_weights([np.array([[0.0], [10.0], [20.0], [30.0]], np.float32)])
+    emb, w = enc({"genres": tf.constant([[1, 3, -1], [-1, -1, -1]], tf.int64)})
+    np.testing.assert_allclose(emb.numpy()[0], (table[1] + table[3]) / 2)
+    np.testing.assert_allclose(emb.numpy()[1], [0.0, 0.0])  # all padding -> zeros, no NaN
+    np.testing.assert_allclose(w.numpy(), [20.0, 0.0])
+
+
+def test_ragged_multi_valued_input_matches_padded():
+    enc = CategoricalEncoder(
+        "g", vocabulary=["1", "2"], embedding_dim=2, multi_valued=True, padding_value="-1"
+    )
+    ragged = tf.ragged.constant([[1, 2], [2]], dtype=tf.int64)
+    dense = tf.constant([[1, 2], [2, -1]], tf.int64)
+    np.testing.assert_allclose(enc({"g": ragged})[0].numpy(), enc({"g": dense})[0].numpy())
+
+
+def test_prefix_and_hashing():
+    enc = CategoricalEncoder("zip", hash_bins=7, embedding_dim=2, prefix_length=2)
+    ids = enc.preprocess({"zip": tf.constant(["12345", "12999", "99999"])}).numpy()
+    assert ids[0] == ids[1] and 0 <= ids.min() and ids.max() < 7
+
+
+def test_title_helpers():
+    titles = tf.constant(["Toy Story (1995)", "Heat (1995) ", "unknown", "Se7en, The (1995)"])
+    years = title_year(titles).numpy()
+    np.testing.assert_allclose(years[[0, 1, 3]], [1995, 1995, 1995])
+    assert np.isnan(years[2])
+    tokens = title_tokens(titles, 3).numpy().astype(str)
+    np.testing.assert_array_equal(tokens[0], ["toy", "story", ""])
+    np.testing.assert_array_equal(tokens[3], ["se7en", "the", ""])
+
+
+def test_numeric_standardises_and_scales_its_vector():
+    enc = NumericEncoder("age", embedding_dim=2, mean=30.0, variance=100.0)
+    enc({"age": tf.constant([30.0])})
+    enc.vector.assign([1.0, -2.0])
+    enc.scalar.assign(0.5)
+    emb, w = enc({"age": tf.constant([50.0, float("nan")])})
+    np.testing.assert_allclose(emb.numpy(), [[2.0, -4.0], [0.0, 0.0]])
+    np.testing.assert_allclose(w.numpy(), [1.0, 0.0])
+
+
+def test_numeric_buckets_with_missing_bucket():
+    enc = NumericEncoder("t", embedding_dim=2, boundaries=[1960.0, 1990.0], transform="title_year")
+    ids = enc.preprocess({"t": tf.constant(["A (1950)", "B (1975)", "C (1995)", "D"])}).numpy()
+    np.testing.assert_array_equal(ids, [0, 1, 2, 3])
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"key": "", "vocabulary": ["a"]}, "key"),
+        ({"key": "a", "vocabulary": ["a"], "embedding_dim": 0}, "embedding_dim"),
+        ({"key": "a"}, "hash_bins"),
+        ({"key": "a", "vocabulary": ["a"], "transform": "x"}, "transform"),
+    ],
+)
+def test_categorical_rejects_bad_arguments(kwargs, field):
+    with pytest.raises(ValueError, match=f"Received: .*{field}"):
+        CategoricalEncoder(**kwargs)
+
+
+def test_numeric_rejects_unsorted_boundaries():
+    with pytest.raises(ValueError, match="Received: boundaries"):
+        NumericEncoder("x", boundaries=[2.0, 1.0])
+
+
+def test_encoders_config_round_trip():
+    for enc, features in (
+        (
+            CategoricalEncoder("t", vocabulary=["toy"], embedding_dim=2, transform="title_tokens"),
+            {"t": tf.constant(["Toy Story (1995)"])},
+        ),
+        (NumericEncoder("x", embedding_dim=2, boundaries=[1.0]), {"x": tf.constant([0.5, 3.0])}),
+    ):
+        expected = enc(features)
+        clone = tf.keras.layers.deserialize(tf.keras.layers.serialize(enc))
+        clone(features)
+        clone.set_weights(enc.get_weights())
+        assert clone.get_config() == enc.get_config()
+        for a, b in zip(clone(features), expected, strict=True):
+            np.testing.assert_allclose(a.numpy(), b.numpy())
