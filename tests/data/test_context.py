@@ -1,5 +1,6 @@
 """Context features and labels on the tiny hand-made ratings (see conftest.RATINGS)."""
 
+import tfrec  # noqa: F401  # isort: skip  (selects Keras 2 before TensorFlow loads)
 import numpy as np
 import pytest
 

@@ -1,9 +1,9 @@
 """Parsers: every layout on tiny generated files, hand-checked values, and malformed rows."""
 
+import tfrec  # noqa: F401  # isort: skip  (selects Keras 2 before TensorFlow loads)
 import numpy as np
 import pytest
 
-import tfrec  # noqa: F401  (selects Keras 2 before TensorFlow is used)
 from tfrec.data import parsers
 
 
@@ -84,6 +84,14 @@ def test_csv_tables_with_quotes_and_half_stars(tmp_path, files):
     np.testing.assert_array_equal(
         tables.movies["movie_genres"], [[4, 7, 14], [20, -1, -1], [0, 11, -1]]
     )
+
+
+def test_long_ids_are_read_exactly(tmp_path, files):
+    directory = files.write_csv(tmp_path / "ml")
+    _corrupt(directory / "ratings.csv", "\n10,200,", "\n1234567890123,200,")
+    ratings = parsers.parse_directory(directory).ratings
+    assert ratings["user_id"].tolist() == ["1", "2", "1234567890123"]
+    assert ratings["movie_id"].tolist() == ["10", "10", "200"]
 
 
 def test_tables_layout_round_trip(tmp_path, files):

@@ -1,10 +1,10 @@
 """NegativeSampler (exactness, distributions, re-drawing) and training_dataset."""
 
+import tfrec  # noqa: F401  # isort: skip  (selects Keras 2 before TensorFlow loads)
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import tfrec  # noqa: F401
 from tfrec.data import NegativeSampler, training_dataset
 
 
@@ -94,6 +94,15 @@ def test_usable_inside_tf_data_map_in_graph_mode():
     assert not np.array_equal(np.stack(first), np.stack(second))  # re-drawn each epoch
     for batch in first + second:
         assert not np.isin(batch[0], [1, 2]).any() and not np.isin(batch[1], [0]).any()
+
+
+def test_users_without_positives_get_plain_draws():
+    empty = np.zeros(0, np.int64)
+    drawn = NegativeSampler(empty, empty, 4, seed=0).sample(tf.zeros([500], tf.int64), 2)
+    assert sorted(set(drawn.numpy().ravel().tolist())) == [0, 1, 2, 3]
+    sampler = NegativeSampler(np.array([0]), np.array([2]), 4, seed=0)
+    beyond = sampler.sample(tf.constant([5] * 200), 2).numpy()  # user 5: no positives at all
+    assert sorted(set(beyond.ravel().tolist())) == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize(
@@ -197,5 +206,9 @@ def test_training_dataset_bad_arguments(positives):
         training_dataset({"movie_index": positives["movie_index"]}, movie_ids, sampler)
     with pytest.raises(ValueError, match="already has a 'label' column"):
         training_dataset(dict(positives, label=positives["row"]), movie_ids, sampler)
+    with pytest.raises(ValueError, match=r"indices are out of range.*num_items=30"):
+        training_dataset(
+            dict(positives, movie_index=positives["movie_index"] + 30), movie_ids, sampler
+        )
     with pytest.raises(ValueError, match="sampler must be a NegativeSampler"):
         training_dataset(positives, movie_ids, object())

@@ -1,5 +1,6 @@
 """Splits on the tiny hand-made ratings (see conftest.RATINGS for the rows and timestamps)."""
 
+import tfrec  # noqa: F401  # isort: skip  (selects Keras 2 before TensorFlow loads)
 import numpy as np
 import pytest
 

@@ -1,11 +1,11 @@
 """The tfds source: conversion of TFDS-shaped datasets into tables (no network)."""
 
+import tfrec  # noqa: F401  # isort: skip  (selects Keras 2 before TensorFlow loads)
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import tfrec  # noqa: F401
-from tfrec.data import load_movielens, parsers, ratings_features, schema
+from tfrec.data import FetchError, load_movielens, parsers, ratings_features, schema
 from tfrec.data._tfds import tables_from_tfds
 
 _PERMUTATION = [7, 2, 9, 0, 4, 1, 8, 3, 6, 5]  # TFDS shuffles examples
@@ -81,3 +81,14 @@ def test_tfds_source_end_to_end(tmp_path, files, monkeypatch):
     assert ml.as_dataset().element_spec == ratings_features("100k")
     assert load_movielens("100k").source == "tfds"  # the cached tables are reused by auto
     assert len(calls) == 2
+
+
+def test_tfds_failure_is_explained(monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    def failing_load(name, split, data_dir):
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setattr(tfds, "load", failing_load)
+    with pytest.raises(FetchError, match="ConnectionError: no route to host.*Fix: retry"):
+        load_movielens("1m", source="tfds")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-_ID_WIDTH = 24  # generous width for id columns; wider values are detected and re-read exactly
+_ID_WIDTH = 8  # MovieLens ids have <= 6 digits; longer values are detected and re-read exactly
 _SUBSTITUTE = "\x1f"  # stands in for multi-character separators such as '::'
 
 

@@ -42,7 +42,7 @@ Table = dict[str, np.ndarray]
 _BATCH = 4096
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MovieLens:
     """One MovieLens variant in memory: ratings, movies and (100k/1m) users as numpy tables.
 

@@ -21,6 +21,7 @@ tables            ratings.npz, movies.npz [, users.npz]               any (tfrec
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -295,12 +296,18 @@ def pad_lists(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def save_tables(directory: str | Path, tables: Tables) -> list[str]:
-    """Writes ``tables`` as tfrec's ``tables`` layout (npz files); returns the file names."""
+    """Writes ``tables`` as tfrec's ``tables`` layout (npz files); returns the file names.
+
+    Each file is written under a temporary name and renamed, so no half-written file appears.
+    """
     directory = Path(directory)
     written = []
     for name, table in zip(("ratings", "movies", "users"), tables, strict=True):
         if table is not None:
-            np.savez(directory / f"{name}.npz", **table)
+            temp = directory / f".{name}.npz.part"
+            with open(temp, "wb") as handle:
+                np.savez(handle, **table)
+            os.replace(temp, directory / f"{name}.npz")
             written.append(f"{name}.npz")
     return written
 

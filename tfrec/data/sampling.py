@@ -112,9 +112,11 @@ class NegativeSampler:
         offsets = np.concatenate([[0], np.cumsum(counts)])
         rank = np.arange(keys.size) - offsets[pos_user]
         sentinel = np.int64(max(self.num_users, 1)) * self.num_items
+        # key -> 1 for each positive; the key -1 (never queried) keeps the table non-empty.
         self._positives = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
-                tf.constant(keys, tf.int64), tf.ones([keys.size], tf.int64)
+                tf.constant(np.append(keys, -1), tf.int64),
+                tf.constant(np.append(np.ones(keys.size, np.int64), 0)),
             ),
             default_value=tf.constant(0, tf.int64),
         )
@@ -291,6 +293,13 @@ def training_dataset(
             f"{ {name: len(value) for name, value in columns.items()} }."
         )
     count = lengths.pop()
+    users, items = columns["user_index"], columns["movie_index"]
+    if users.min() < 0 or items.min() < 0 or items.max() >= sampler.num_items:
+        raise ValueError(
+            f"positives' indices are out of range. Received: user_index min {users.min()}, "
+            f"movie_index in [{items.min()}, {items.max()}], sampler.num_items="
+            f"{sampler.num_items}. Fix: build the sampler from the same catalogue."
+        )
     group = 1 + int(num_negatives)
     per_chunk = max(1, -(-max(int(batch_size), 1 << 16) // group))
     num_chunks = -(-count // per_chunk)
@@ -301,21 +310,22 @@ def training_dataset(
 
     def chunk(order, epoch_seed, index):
         rows = order[index * per_chunk : tf.minimum((index + 1) * per_chunk, count)]
-        rows = tf.sort(rows)  # ascending rows keep gathers and searches cache-friendly
+        rows = tf.sort(rows)  # ascending rows keep the gathers below cache-friendly
         seeds = tf.random.experimental.stateless_split(tf.stack([epoch_seed, index]), 2)
-        users = tf.gather(tensors["user_index"], rows)
-        negatives = sampler.sample(users, group - 1, seed=seeds[0])
-        positive_items = tf.gather(tensors["movie_index"], rows)[:, None]
-        items = tf.reshape(tf.concat([positive_items, negatives], axis=1), [-1])
-        slots = tf.range(tf.size(items, out_type=tf.int64))
-        if shuffle:
-            slots = tf.random.experimental.stateless_shuffle(slots, seed=seeds[1])
-        source = tf.gather(rows, slots // group)
-        out = {name: tf.gather(value, source) for name, value in tensors.items()}
-        out["movie_index"] = tf.gather(items, slots)
+        picked = {name: tf.gather(value, rows) for name, value in tensors.items()}
+        negatives = sampler.sample(picked["user_index"], group - 1, seed=seeds[0])
+        items = tf.concat([picked["movie_index"][:, None], negatives], axis=1)
+        # Row r of the chunk is slot r % group of positive r // group (slot 0: the positive).
+        out = {name: tf.repeat(value, group, axis=0) for name, value in picked.items()}
+        out["movie_index"] = tf.reshape(items, [-1])
+        out["label"] = tf.tile(tf.one_hot(0, group, dtype=tf.float32), tf.shape(rows))
         if "movie_id" in out:
             out["movie_id"] = tf.gather(catalogue, out["movie_index"])
-        out["label"] = tf.cast(tf.equal(slots % group, 0), tf.float32)
+        if shuffle:  # mix positives and negatives within the chunk (local, cheap gathers)
+            mixed = tf.random.experimental.stateless_shuffle(
+                tf.range(tf.shape(out["label"], out_type=tf.int64)[0]), seed=seeds[1]
+            )
+            out = {name: tf.gather(value, mixed) for name, value in out.items()}
         return out
 
     def epoch(epoch_seed):

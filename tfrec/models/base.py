@@ -57,6 +57,21 @@ class RankingModel(tfrs.models.Model):
         self.l2 = float(l2)
         self.task = ranking_task()
 
+    @property
+    def field_factorized(self) -> bool:
+        """Whether logits come only from `logits_from_fields` on the two towers' fields.
+
+        Such a model can score users against a catalogue by running the user tower once per
+        user and the movie tower once per movie, then only its heads per pair.
+        """
+        cls = type(self)
+        return (
+            cls.call is RankingModel.call
+            and cls.fields is RankingModel.fields
+            and cls.encode is RankingModel.encode
+            and cls.logits_from_fields is not RankingModel.logits_from_fields
+        )
+
     def encode(self, features):
         """Runs both towers: two dicts of embeddings ``[B, F, k]``, weights, pooled vectors."""
         return self.user_tower(features), self.movie_tower(features)

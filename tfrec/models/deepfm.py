@@ -9,6 +9,8 @@ towers' pooled vectors), trained on the side by an optional TFRS Retrieval task.
 
 from __future__ import annotations
 
+import contextlib
+
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
@@ -127,9 +129,35 @@ class DeepFM(RankingModel):
     l2=0.0,
     retrieval_weight=0.0,
     history=True,
+    mixed_precision=False,
 )
-def build_deepfm(table, embedding_dim, history, **kwargs):
-    """DeepFM on the default MovieLens user and movie columns adapted to `table`."""
-    user = build_tower(table, movielens_user_columns(history), embedding_dim, name="user_tower")
-    movie = build_tower(table, movielens_movie_columns(), embedding_dim, name="movie_tower")
-    return DeepFM(user, movie, **kwargs)
+def build_deepfm(table, embedding_dim, history, mixed_precision=False, **kwargs):
+    """DeepFM on the default MovieLens user and movie columns adapted to `table`.
+
+    ``mixed_precision=True`` (``--set mixed_precision=true``) builds every layer under the
+    "mixed_bfloat16" policy (float32 variables, bfloat16 matmuls; logits stay float32) and
+    restores the previous global policy afterwards. It only pays off on CPUs with native
+    bfloat16 (AVX512-BF16 / AMX); benchmarks/bench_training.py measures speed and quality.
+    """
+    if not isinstance(mixed_precision, bool):
+        raise ValueError(
+            f"`mixed_precision` must be true or false. Received: mixed_precision={mixed_precision!r}"
+        )
+    with _policy("mixed_bfloat16" if mixed_precision else None):
+        user = build_tower(table, movielens_user_columns(history), embedding_dim, name="user_tower")
+        movie = build_tower(table, movielens_movie_columns(), embedding_dim, name="movie_tower")
+        return DeepFM(user, movie, **kwargs)
+
+
+@contextlib.contextmanager
+def _policy(name):
+    """Sets the global Keras dtype policy to `name` (None: leave it) for the block, then restores it."""
+    if name is None:
+        yield
+        return
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)

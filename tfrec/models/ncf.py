@@ -82,6 +82,7 @@ class _NCF(RankingModel):
     """Shared plumbing: `forward` gives logits and the embeddings to penalize."""
 
     def forward(self, features, training=False):
+        """``(logits [B], embeddings [B, 1, N] to penalize)``; one pass serves call and loss."""
         raise NotImplementedError
 
     def call(self, features, training=False):

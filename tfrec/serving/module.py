@@ -2,8 +2,8 @@
 
 TFRS's usual export (a Keras model saved as is, or a BruteForce index) leaves TF Serving with
 inputs named ``input_1``, outputs named ``output_1``, a ``k`` frozen at save time and no way to
-leave out what the user already saw. `ServingModule` fixes each of these: it holds the model,
-the feature store, the catalogue and the seen items, and exposes
+leave out what the user already saw. `ServingModule` fixes each of these: it holds the model's
+variables and lookup tables, the feature store, the catalogue and the seen items, and exposes
 
 * ``serving_default``: ``user_id``, ``movie_id`` ``[B]`` -> ``score`` ``[B]`` (probability);
 * ``score_features``: the same plus every side feature the towers read -> ``score``;
@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrec.models.base import RankingModel
+from tfrec.models.fast_scoring import cross_logits, side_parts, supports_fast_scoring
 from tfrec.serving.catalogue import (
     SeenItems,
     aligned,
@@ -34,21 +35,6 @@ SIGNATURES = ("serving_default", "score_features", "recommend")
 PAIRS_PER_STEP = 8192
 """User-movie pairs `recommend` scores per step (a few users times the catalogue)."""
 _IDS = ("user_id", "movie_id")
-
-
-def _is_factorized(model) -> bool:
-    """Whether logits come from `logits_from_fields` on the two towers' concatenated fields.
-
-    Such a model can score a user against the whole catalogue by running the user tower on B
-    rows and the (cached) movie tower on N rows, instead of both towers on B * N rows.
-    """
-    cls = type(model)
-    return (
-        cls.call is RankingModel.call
-        and cls.fields is RankingModel.fields
-        and cls.encode is RankingModel.encode
-        and cls.logits_from_fields is not RankingModel.logits_from_fields
-    )
 
 
 def _model_state(model) -> list:
@@ -154,11 +140,14 @@ class ServingModule(tf.Module):
         )
         self.seen = SeenItems(known, seen_users, items, len(ids))
         self._example_users = np.unique(np.concatenate([known, seen_users]))[:2]
-        self._factorized = _is_factorized(model) and self._towers_split_by_side()
+        self._factorized = model.field_factorized and self._towers_split_by_side()
         if self._factorized:
             movie = model.movie_tower(store.join({"movie_id": self.catalogue_ids}))
             self.movie_embeddings = tf.Variable(movie["embeddings"], trainable=False)
             self.movie_weights = tf.Variable(movie["weights"], trainable=False)
+            if supports_fast_scoring(model):  # DeepFM: item parts once (tfrec.models.fast_scoring)
+                parts = side_parts(model, movie, "item")
+                self.item_parts = {k: tf.Variable(v, trainable=False) for k, v in parts.items()}
 
     @property
     def model(self):
@@ -282,6 +271,10 @@ class ServingModule(tf.Module):
 
         if self._factorized:
             side = self.model.user_tower(users)
+            if getattr(self, "item_parts", None) is not None:
+                user = side_parts(self.model, side, "user")
+                logits = cross_logits(self.model, user, self.item_parts)
+                return tf.reshape(tf.sigmoid(logits), [batch, n])
 
             def pairs(user_part, movie_part):
                 user_part = tf.repeat(user_part, n, axis=0)

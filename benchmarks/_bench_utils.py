@@ -1,0 +1,100 @@
+"""Small helpers shared by the tfrec benchmarks: machine facts, peak memory, timing, tables.
+
+Exists so every benchmark reports the same machine description and measures the same way
+(warm-up excluded, medians of short repeats, which survive a noisy shared machine better than
+one long run), and so `run_all.py` can collect results from the `BENCH_JSON:` lines they print.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+
+import tensorflow as tf
+
+JSON_PREFIX = "BENCH_JSON: "
+
+
+def machine_info() -> dict:
+    """Cores, memory, CPU model and flags that matter for matmuls, TF version."""
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gb": round(memory, 1),
+        "simd": " ".join(f for f in wanted if f in flags) or "none",
+        "tensorflow": tf.__version__,
+        "load_average": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+    }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def median_time(function, repeats: int = 3, warmup: int = 1) -> float:
+    """Median wall seconds of `function()` over `repeats` runs after `warmup` runs."""
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_gflops(dtype=tf.float32, n: int = 1024, repeats: int = 5) -> float:
+    """Measured square-matmul GFLOP/s in `dtype` (2 n^3 FLOPs per product), median of repeats."""
+    a = tf.cast(tf.random.normal([n, n]), dtype)
+    b = tf.cast(tf.random.normal([n, n]), dtype)
+    product = tf.function(lambda x, y: tf.reduce_sum(tf.cast(tf.matmul(x, y)[:1, :1], tf.float32)))
+    seconds = median_time(lambda: product(a, b).numpy(), repeats=repeats)
+    return 2 * n**3 / seconds / 1e9
+
+
+def mlp_flops(input_dim: int, units) -> int:
+    """Forward FLOPs (2 per multiply-add) of a dense stack ending in one output unit."""
+    sizes = [input_dim, *units, 1]
+    return sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+
+
+class StepTimer(tf.keras.callbacks.Callback):
+    """Wall time of each epoch (the first one includes tracing, so report the later ones)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch_seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_seconds.append(time.perf_counter() - self._start)
+
+
+def emit(name: str, payload) -> None:
+    """Prints one machine-readable result line for run_all.py."""
+    print(JSON_PREFIX + json.dumps({"name": name, "data": payload}, default=float), flush=True)
+
+
+def table(rows: dict, digits: int = 1) -> str:
+    """Aligned text table of {row name: {column: value}} (a markdown-friendly code block)."""
+    from tfrec.evaluation import format_table
+
+    return format_table(rows, digits=digits)

@@ -1,0 +1,280 @@
+"""Compares every registered ranking model, and three classical baselines, on one budget.
+
+Each model is trained on the MovieLens leave-one-out split (default ml-100k) through
+`tfrec.workflow.train_model` with the same training configuration (Adam, batch 1024, 4
+uniform negatives per positive, at most ``--epochs`` epochs with early stopping on the
+validation full-ranking NDCG@10, best epoch restored), then evaluated on the test split.
+``neumf_pretrained`` is the paper's best NeuMF: GMF and the NCF MLP are trained first (same
+budget each), combined by `NeuMF.from_pretrained` and fine-tuned; its time and epochs add up
+all three runs.
+
+Columns: sampled (target among 99 uniform unseen negatives) and full-catalogue HR@10 /
+NDCG@10; AUC = mean over test users of the fraction of the 99 sampled negatives scored
+below the target; epochs run; train time (wall clock of `fit`, including the per-epoch
+validation ranking); examples/s (training examples, positives and negatives, per second of
+pure training steps, validation excluded); peak memory (ru_maxrss of the process). Each job
+runs in its own subprocess by default, so the peak memory is the job's own (TensorFlow and
+the data included); with ``--in-process`` it is the running peak of the whole benchmark.
+
+    .venv/bin/python benchmarks/compare_ranking.py                       # everything
+    .venv/bin/python benchmarks/compare_ranking.py --models fm,neumf --epochs 10
+    .venv/bin/python benchmarks/compare_ranking.py --quick               # 1 epoch smoke run
+"""
+
+from __future__ import annotations
+
+import tfrec  # noqa: F401  # isort: skip  (selects Keras 2 first)
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tfrec.baselines import EASE, ItemKNN, Popularity
+from tfrec.evaluation import format_table, sampled_ranking
+from tfrec.models import NeuMF
+from tfrec.training import fit
+from tfrec.workflow import RUN_HPARAMS, flatten, load_data, train_model
+
+HPARAMS = {
+    "deepfm": dict(RUN_HPARAMS),
+    "fm": {"embedding_dim": 32, "l2": 1e-5},
+    "ffm": {"embedding_dim": 4, "l2": 1e-5},
+    "gmf": {"embedding_dim": 32, "l2": 1e-5},
+    "ncf_mlp": {"embedding_dim": 32, "mlp_units": [64, 32, 16], "l2": 1e-5},
+    "neumf": {"embedding_dim": 32, "mlp_embedding_dim": 32, "mlp_units": [64, 32, 16], "l2": 1e-5},
+    "wide_deep": {"embedding_dim": 32, "dnn_units": [128, 64], "dropout": 0.1, "l2": 1e-5},
+    "dcn": {
+        "embedding_dim": 32,
+        "cross_layers": 2,
+        "projection_dim": 64,
+        "dnn_units": [128, 64],
+        "dropout": 0.1,
+        "l2": 1e-5,
+    },
+}
+"""Model hyperparameters of the comparison (registry defaults for everything not listed)."""
+
+TRAIN = {"batch_size": 1024, "learning_rate": 2e-3, "num_negatives": 4, "patience": 3}
+PRETRAINED_LR_SCALE = 0.25  # NeuMF fine-tuning restarts Adam: smaller steps keep the init
+BASELINES = {
+    "popularity": Popularity,
+    "itemknn": lambda: ItemKNN(k=50),
+    "ease": lambda: EASE(l2=500.0),
+}
+MODELS = [*HPARAMS, "neumf_pretrained"]
+COLUMNS = [
+    "sampled hr@10",
+    "sampled ndcg@10",
+    "full hr@10",
+    "full ndcg@10",
+    "auc",
+    "epochs",
+    "train s",
+    "examples/s",
+    "peak MB",
+]
+
+
+class Throughput(tf.keras.callbacks.Callback):
+    """Seconds spent in training steps only (from epoch start to the epoch's last batch)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds, self.epochs = 0.0, 0
+        self._start = self._last = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = self._last = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._last = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds += self._last - self._start
+        self.epochs += 1
+
+
+def sampled_auc(score_fn, data, split="test") -> float:
+    """Mean per-user AUC of the target against the sampled protocol's 99 negatives."""
+    aucs = []
+
+    def capture(users, items):
+        scores = np.asarray(score_fn(users, items), np.float64)
+        target, negatives = scores[:, :1], scores[:, 1:]
+        aucs.append(np.mean((negatives < target) + 0.5 * (negatives == target), axis=1))
+        return scores
+
+    users, targets = data.targets(split)
+    n = data.movielens.num_movies
+    sampled_ranking(capture, users, targets, n, data.exclude_set(split), seed=0)
+    return float(np.concatenate(aucs).mean())
+
+
+def _train(name, data, train_cfg):
+    meter = Throughput()
+    result = train_model(name, data, HPARAMS.get(name, {}), dict(train_cfg, callbacks=[meter]))
+    return result, meter
+
+
+def run_model(name, data, train_cfg) -> dict:
+    """Trains and evaluates one model (or the pretrained NeuMF pipeline); returns its row."""
+    examples_per_epoch = len(data.train["user_index"]) * (1 + train_cfg["num_negatives"])
+    if name != "neumf_pretrained":
+        result, meter = _train(name, data, train_cfg)
+        model, metrics = result.model, dict(result.metrics)
+        steps_seconds, epochs = meter.seconds, meter.epochs
+        train_seconds = metrics["train_seconds"]
+        epochs_text = str(epochs)
+    else:
+        gmf, gmf_meter = _train("gmf", data, train_cfg)
+        mlp, mlp_meter = _train("ncf_mlp", data, train_cfg)
+        model = NeuMF.from_pretrained(gmf.model, mlp.model, alpha=0.5)
+        meter = Throughput()
+        lr = train_cfg["learning_rate"] * PRETRAINED_LR_SCALE
+        start = time.perf_counter()
+        fit(model, data, **dict(train_cfg, learning_rate=lr, callbacks=[meter]))
+        finetune = time.perf_counter() - start
+        metrics = flatten(data.evaluate(data.score_fn(model, "test"), "test"))
+        meters = (gmf_meter, mlp_meter, meter)
+        steps_seconds = sum(m.seconds for m in meters)
+        epochs = sum(m.epochs for m in meters)
+        train_seconds = gmf.metrics["train_seconds"] + mlp.metrics["train_seconds"] + finetune
+        epochs_text = "+".join(str(m.epochs) for m in meters)
+    metrics["auc"] = sampled_auc(data.score_fn(model, "test"), data)
+    metrics["epochs"] = epochs_text
+    metrics["train s"] = round(float(train_seconds), 1)
+    metrics["examples/s"] = round(epochs * examples_per_epoch / max(steps_seconds, 1e-9))
+    return metrics
+
+
+def run_baseline(name, data) -> dict:
+    """Fits a classical baseline on train + valid and evaluates it like the models."""
+    seen = data.exclude["test"]
+    ml = data.movielens
+    start = time.perf_counter()
+    model = BASELINES[name]().fit(
+        seen["user_index"], seen["movie_index"], ml.num_users, ml.num_movies
+    )
+    seconds = time.perf_counter() - start
+    metrics = flatten(data.evaluate(model.score_fn, "test"))
+    metrics.update(auc=sampled_auc(model.score_fn, data), epochs="-")
+    metrics.update({"train s": round(seconds, 1), "examples/s": "-"})
+    return metrics
+
+
+def run_job(name, data, train_cfg) -> dict:
+    """One row of the table, with the process's peak memory so far."""
+    row = run_baseline(name, data) if name in BASELINES else run_model(name, data, train_cfg)
+    row["peak MB"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return row
+
+
+def _write_json(path: Path, payload) -> None:
+    """Writes JSON atomically (temp file in the same directory, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, default=float)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _child(name, args, tmpdir) -> dict:
+    """Runs one job in a fresh Python process (so its peak memory is its own)."""
+    out = Path(tmpdir) / f"{name}.json"
+    command = [sys.executable, __file__, "--job", name, "--job-output", str(out)]
+    command += ["--variant", args.variant, "--source", args.source, "--epochs", str(args.epochs)]
+    subprocess.run(command, check=True)
+    return json.loads(out.read_text())
+
+
+def _display(row: dict) -> dict:
+    """The table's cells: metrics with 4 decimals, seconds with 1, counts as integers."""
+    cells = {c: row[c] for c in COLUMNS}
+    cells["train s"] = f"{float(row['train s']):.1f}"
+    return cells
+
+
+def quality_report(rows: dict) -> list[str]:
+    """Lines checking the quality bar: every model sampled HR@10 >= 0.62; NeuMF and the best
+    model sampled HR@10 >= 0.70 and full HR@10 >= 0.14."""
+    models = {k: v for k, v in rows.items() if k not in BASELINES}
+    if not models:
+        return []
+    lines = []
+    for name, row in models.items():
+        if row["sampled hr@10"] < 0.62:
+            lines.append(f"below bar: {name} sampled hr@10 {row['sampled hr@10']:.4f} < 0.62")
+    best = max(models, key=lambda k: models[k]["sampled hr@10"])
+    for name in dict.fromkeys([best, *(k for k in models if k.startswith("neumf"))]):
+        row = models[name]
+        ok = row["sampled hr@10"] >= 0.70 and row["full hr@10"] >= 0.14
+        lines.append(
+            f"{'meets' if ok else 'below'} bar (sampled >= 0.70, full >= 0.14): {name} "
+            f"sampled {row['sampled hr@10']:.4f}, full {row['full hr@10']:.4f}"
+        )
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated models")
+    parser.add_argument(
+        "--baselines", default=",".join(BASELINES), help="comma-separated, or 'none'"
+    )
+    parser.add_argument("--epochs", type=int, default=20, help="max epochs (early stopping)")
+    parser.add_argument("--quick", action="store_true", help="1 epoch per model (smoke run)")
+    parser.add_argument("--variant", default="100k")
+    parser.add_argument("--source", default="auto")
+    parser.add_argument("--in-process", action="store_true", help="no subprocess per job")
+    parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument("--job", help=argparse.SUPPRESS)
+    parser.add_argument("--job-output", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.epochs = 1
+    train_cfg = dict(TRAIN, epochs=args.epochs, patience=min(TRAIN["patience"], args.epochs))
+    train_cfg["verbose"] = 2
+
+    if args.job:  # child process: one job, result to --job-output
+        data = load_data(args.variant, source=args.source)
+        _write_json(args.job_output, run_job(args.job, data, train_cfg))
+        return None
+
+    baselines = [] if args.baselines == "none" else [b for b in args.baselines.split(",") if b]
+    models = [m for m in args.models.split(",") if m]
+    unknown = sorted(set(models) - set(MODELS)) + sorted(set(baselines) - set(BASELINES))
+    if unknown:
+        parser.error(f"unknown models {unknown}; choose from {MODELS + list(BASELINES)}")
+    jobs = baselines + models
+    rows = {}
+    data = load_data(args.variant, source=args.source) if args.in_process else None
+    with tempfile.TemporaryDirectory() as tmpdir:
+        for name in jobs:
+            print(f"=== {name} ===", flush=True)
+            rows[name] = (
+                run_job(name, data, train_cfg) if data is not None else _child(name, args, tmpdir)
+            )
+    print(f"\nMovieLens {args.variant}, leave-one-out test split, max {args.epochs} epochs:")
+    print(format_table({name: _display(row) for name, row in rows.items()}))
+    for line in quality_report(rows):
+        print(line)
+    if args.json:
+        _write_json(args.json, {"epochs": args.epochs, "train": train_cfg, "rows": rows})
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Runs every tutorial notebook in notebooks/ top to bottom in small mode.
+
+The notebooks are documentation that executes: this test keeps them in step with the package.
+Each runs in a fresh Jupyter kernel on this interpreter (a kernelspec written to a temporary
+directory, so no `ipykernel install` and no user-level kernel can change which Python runs),
+with ``TFREC_NOTEBOOK_SMALL=1`` (small data, tiny models, 1-2 epochs), the Keras 2 switch and
+the Agg matplotlib backend, in a temporary working directory so nothing lands in the repo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+pytest.importorskip("matplotlib")
+
+from jupyter_client.kernelspec import KernelSpecManager  # noqa: E402
+from jupyter_client.manager import KernelManager  # noqa: E402
+from nbclient.exceptions import CellExecutionError, CellTimeoutError  # noqa: E402
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+CELL_TIMEOUT = 600  # seconds per cell: generous, a slow shared CI machine must not flake
+KERNEL_NAME = "tfrec-test-python"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes in kernel tracebacks
+
+
+@pytest.fixture(scope="module")
+def kernel_specs(tmp_path_factory) -> KernelSpecManager:
+    """A kernelspec that runs ipykernel on this very interpreter (the venv's python)."""
+    root = tmp_path_factory.mktemp("kernels")
+    spec_dir = root / KERNEL_NAME
+    spec_dir.mkdir()
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "tfrec test kernel",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    return KernelSpecManager(kernel_dirs=[str(root)])
+
+
+def kernel_env() -> dict:
+    """The test process's environment plus the small-mode switches the notebooks read."""
+    env = dict(os.environ)
+    env.update(
+        TFREC_NOTEBOOK_SMALL="1",
+        TF_USE_LEGACY_KERAS="1",
+        MPLBACKEND="Agg",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
+    return env
+
+
+def failing_cell(nb) -> tuple[int, str, str]:
+    """(index, source, error text) of the first code cell with an error output."""
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                error = f"{output.get('ename')}: {output.get('evalue')}"
+                return index, cell.source, error
+    return -1, "", ""
+
+
+def test_notebooks_exist():
+    names = [p.name for p in NOTEBOOKS]
+    assert "01_deepfm.ipynb" in names, f"notebooks found: {names}"
+
+
+def test_notebooks_saved_without_outputs():
+    """Outputs stay out of the repo: small diffs, and no MovieLens data inside notebooks."""
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        dirty = [
+            i
+            for i, cell in enumerate(nb.cells)
+            if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
+        ]
+        assert not dirty, f"{path.name}: cells {dirty} have saved outputs; clear them."
+
+
+def test_notebooks_have_parameters_cell():
+    """The first code cell is the papermill-style parameters cell reading the SMALL switch."""
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        first = next(cell for cell in nb.cells if cell.cell_type == "code")
+        assert "parameters" in first.metadata.get("tags", []), path.name
+        assert 'os.environ.get("TFREC_NOTEBOOK_SMALL", "0") == "1"' in first.source, path.name
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs(path, kernel_specs, tmp_path):
+    nb = nbformat.read(path, as_version=4)
+    km = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=kernel_specs)
+    client = nbclient.NotebookClient(
+        nb,
+        km=km,
+        timeout=CELL_TIMEOUT,
+    )
+    try:
+        # The kernel works in tmp_path, so a stray relative write never lands in the repo.
+        client.execute(env=kernel_env(), cwd=str(tmp_path))
+    except CellTimeoutError as error:
+        pytest.fail(f"{path.name}: a cell exceeded {CELL_TIMEOUT} s.\n{error}", pytrace=False)
+    except CellExecutionError as error:
+        index, source, message = failing_cell(nb)
+        traceback = ANSI.sub("", "\n".join(error.traceback.splitlines()[-40:]))
+        pytest.fail(
+            f"{path.name}: cell {index} failed with {message or error.ename}\n"
+            f"--- cell source ---\n{source}\n--- traceback (end) ---\n{traceback}",
+            pytrace=False,
+        )
