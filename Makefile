@@ -25,15 +25,15 @@ run: data
 	$(PY) -m tfrec.cli run
 
 test: data
-	$(PY) -m ruff check tfrec tests benchmarks
+	$(PY) -m ruff check tfrec tests benchmarks notebooks
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: data
 	$(PY) benchmarks/run_all.py
 
 lint: $(STAMP)
-	$(PY) -m ruff check tfrec tests benchmarks
-	$(PY) -m ruff format --check tfrec tests benchmarks
+	$(PY) -m ruff check tfrec tests benchmarks notebooks
+	$(PY) -m ruff format --check tfrec tests benchmarks notebooks
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -178,7 +178,7 @@ def main(argv=None):
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--n", type=int, default=100, help="candidates retrieved")
-    parser.add_argument("--nprobe", type=int, default=16)
+    parser.add_argument("--nprobe", type=int, default=32)
     parser.add_argument("--indexes", default="ivf,brute_force")
     parser.add_argument("--tmp", default=None, help="where the export is written")
     parser.add_argument("--seed", type=int, default=0)

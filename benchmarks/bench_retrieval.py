@@ -97,7 +97,7 @@ def run_size(n, args) -> list[dict]:
     rows.append(
         measure("tf brute force", exact_fn, queries, exact, k, batch, repeats, build, items.nbytes)
     )
-    nlist = args.nlist or int(round(4 * np.sqrt(n)))
+    nlist = args.nlist or int(round(2 * np.sqrt(n)))
     start = time.perf_counter()
     ivf = IVFIndex(items, nlist=nlist, seed=args.seed)
     build = time.perf_counter() - start
@@ -156,8 +156,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--queries", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=300, help="timed single queries")
-    parser.add_argument("--nlist", type=int, default=None, help="default 4 sqrt(N)")
-    parser.add_argument("--nprobe", default="8,16,32,64")
+    parser.add_argument("--nlist", type=int, default=None, help="default 2 sqrt(N)")
+    parser.add_argument("--nprobe", default="16,24,32,48")
     parser.add_argument("--ef-search", default="32,64")
     parser.add_argument("--no-faiss", dest="faiss", action="store_false")
     parser.add_argument("--threads", type=int, default=2, help="FAISS OpenMP threads")

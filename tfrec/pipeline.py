@@ -65,7 +65,7 @@ class TwoStagePipeline(tf.Module):
       index: "brute_force" (exact), "ivf" (approximate), or a built `BruteForce` /
         `IVFIndex` over the catalogue's `retrieval_model.movie_vectors`.
       nprobe: IVF cells scanned per query.
-      nlist: IVF cells (default about 4 sqrt(N)).
+      nlist: IVF cells (default about 2 sqrt(N)).
       movie_titles: ``{movie_id: title}`` or titles in catalogue order (default: store's).
       popularity: ``{movie_id: count}`` or counts in catalogue order (default: from `seen`).
 
@@ -83,7 +83,7 @@ class TwoStagePipeline(tf.Module):
         seen,
         num_candidates=100,
         index="brute_force",
-        nprobe=16,
+        nprobe=32,
         nlist=None,
         movie_titles=None,
         popularity=None,

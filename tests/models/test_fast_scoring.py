@@ -104,3 +104,17 @@ def test_other_models_are_rejected(data):
     assert not supports_fast_scoring(model)
     with pytest.raises(TypeError, match="Fast catalogue scoring needs a tfrec DeepFM"):
         side_parts(model, {}, "user")
+
+
+def test_mixed_precision_option_builds_bfloat16_and_restores_policy(data):
+    before = tf.keras.mixed_precision.global_policy().name
+    model = build_model(
+        "deepfm", data.example_table(), embedding_dim=4, dnn_units=[8], mixed_precision=True
+    )
+    assert tf.keras.mixed_precision.global_policy().name == before
+    assert model.dnn.compute_dtype == "bfloat16" and model.dnn.variable_dtype == "float32"
+    inputs = data.inputs(model, "test")
+    logits = model(inputs.gather(tf.constant([0, 1]), tf.constant([2, 3])))
+    assert logits.dtype == tf.float32
+    with pytest.raises(ValueError, match="mixed_precision"):
+        build_model("deepfm", data.example_table(), mixed_precision="yes")

@@ -9,7 +9,6 @@ from tfrec.models import GMF, NCFMLP, NeuMF, build_model
 from tfrec.towers import RECENT_MOVIES
 
 IDS = {"user": ("user_id",), "movie": ("movie_id",)}
-MLP_IDS = dict(IDS, prefix="mlp_")
 
 
 def _randomize(model, seed=0):
@@ -63,8 +62,11 @@ def test_neumf_from_pretrained_is_the_alpha_mix(small_towers, features):
     neumf = NeuMF.from_pretrained(gmf, mlp, alpha=0.3)
     expected = 0.3 * gmf(features).numpy() + 0.7 * mlp(features).numpy()
     np.testing.assert_allclose(neumf(features), expected, rtol=1e-5, atol=1e-5)
-    # Separate embeddings: the GMF branch reads GMF's table, the MLP branch MLP's (k=3 vs 5).
-    assert neumf.user_tower.embedding_dim == 3 and neumf.mlp_user_tower.embedding_dim == 5
+    # Separate embeddings: each row is the GMF row (k=3) followed by the MLP row (k=5).
+    assert neumf.gmf_dim == 3 and neumf.user_tower.embedding_dim == 8
+    rows = neumf.user_tower.encoders[0].embedding.embeddings.numpy()
+    np.testing.assert_array_equal(rows[:, :3], gmf.user_tower.encoders[0].embedding.embeddings)
+    np.testing.assert_array_equal(rows[:, 3:], mlp.user_tower.encoders[0].embedding.embeddings)
     # The new model owns copies: changing it leaves the pretrained models untouched.
     before = gmf(features).numpy()
     neumf.user_tower.set_weights([np.zeros_like(w) for w in neumf.user_tower.get_weights()])
@@ -81,16 +83,39 @@ def test_from_pretrained_rejects_bad_inputs(small_towers, features):
         NeuMF.from_pretrained(gmf, mlp, alpha=1.5)
     with pytest.raises(TypeError, match="mlp=GMF"):
         NeuMF.from_pretrained(gmf, gmf)
+    other = _trained(
+        NCFMLP(*small_towers(3, user=("user_id", "user_gender"), movie=IDS["movie"])), features
+    )
+    with pytest.raises(ValueError, match="same fields"):
+        NeuMF.from_pretrained(gmf, other)
+
+
+def test_neumf_splits_each_embedding_between_the_branches(small_towers, features):
+    model = _trained(NeuMF(*small_towers(5, **IDS), gmf_dim=2, mlp_units=(4,)), features)
+    p, q = _id_embeddings(model, features)
+    hidden = np.concatenate(
+        [
+            p[:, :2] * q[:, :2],
+            _relu_mlp(np.concatenate([p[:, 2:], q[:, 2:]], axis=1), model.mlp.get_weights()),
+        ],
+        axis=1,
+    )
+    kernel, bias = model.output_layer.get_weights()
+    np.testing.assert_allclose(
+        model(features), hidden @ kernel[:, 0] + bias[0], rtol=1e-4, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="Received: gmf_dim=5"):
+        NeuMF(*small_towers(5, **IDS), gmf_dim=5)
 
 
 def test_first_order_tables_are_frozen_and_every_trainable_variable_learns(
     small_towers, features, ranking_table
 ):
-    model = NeuMF(*small_towers(3, **IDS), *small_towers(3, **MLP_IDS), mlp_units=(4,))
+    model = NeuMF(*small_towers(6, **IDS), gmf_dim=3, mlp_units=(4,))
     model(features)
     frozen = {
         id(v)
-        for tower in (model.user_tower, model.mlp_movie_tower)
+        for tower in (model.user_tower, model.movie_tower)
         for v in tower.encoders[0].weight.weights
     }
     assert frozen and not frozen & {id(v) for v in model.trainable_variables}
@@ -102,11 +127,14 @@ def test_first_order_tables_are_frozen_and_every_trainable_variable_learns(
 
 
 def test_history_option_adds_the_recent_movies_to_the_user_vector(ranking_table, features):
-    model = build_model("gmf", ranking_table, embedding_dim=4, history=True)
+    model = build_model("gmf", ranking_table, embedding_dim=4)  # history=True by default
     assert model.user_tower.field_names == ["user_id", RECENT_MOVIES]
     user = model.user_tower(features)
     np.testing.assert_allclose(user["pooled"], user["embeddings"].numpy().sum(axis=1))
-    assert build_model("neumf", ranking_table).mlp_user_tower.field_names == ["user_id"]
+    # history=False is the paper's setup: ids only.
+    neumf = build_model("neumf", ranking_table, embedding_dim=4, mlp_embedding_dim=6, history=False)
+    assert neumf.user_tower.field_names == ["user_id"] and neumf.user_tower.embedding_dim == 10
+    assert neumf.movie_tower.field_names == ["movie_id"] and neumf.gmf_dim == 4
 
 
 @pytest.mark.parametrize("name", ["gmf", "ncf_mlp", "neumf"])
@@ -117,7 +145,7 @@ def test_config_roundtrip(name, ranking_table, features, model_config_roundtrip)
 
 
 def test_neumf_savedmodel_roundtrip(small_towers, features, savedmodel_roundtrip):
-    model = NeuMF(*small_towers(3, **IDS), *small_towers(4, **MLP_IDS), mlp_units=(6, 4))
+    model = NeuMF(*small_towers(7, **IDS), gmf_dim=3, mlp_units=(6, 4))
     model(features)
     _randomize(model, seed=5)
     savedmodel_roundtrip(model, features)
@@ -126,18 +154,16 @@ def test_neumf_savedmodel_roundtrip(small_towers, features, savedmodel_roundtrip
 @pytest.mark.parametrize("cls", [GMF, NCFMLP, NeuMF])
 def test_training_lowers_loss_and_beats_random(cls, ranking_table, small_towers, train_and_score):
     towers = small_towers(8, **IDS)
-    model = cls(*towers, *small_towers(8, **MLP_IDS)) if cls is NeuMF else cls(*towers)
+    model = cls(*towers, gmf_dim=4) if cls is NeuMF else cls(*towers)
     losses, held_out_auc = train_and_score(model, ranking_table, epochs=4)
     assert losses[-1] < 0.8 * losses[0]
     assert held_out_auc > 0.8
 
 
 def test_neumf_with_history_runs_on_the_training_pipeline(tiny_data):
-    model = build_model("neumf", tiny_data.example_table(), embedding_dim=4, history=True)
-    # The MLP branch's towers are not preprocessed by the pipeline: their features come raw.
-    assert model.raw_feature_keys == ["movie_id", RECENT_MOVIES, "user_id"]
+    model = build_model("neumf", tiny_data.example_table(), embedding_dim=4)
+    assert model.user_tower.field_names == ["user_id", RECENT_MOVIES]
     batch = next(iter(tiny_data.dataset(model, num_negatives=2, batch_size=32)))
-    assert RECENT_MOVIES in batch
     assert np.isfinite(model.compute_loss(batch, training=True).numpy())
     scores = tiny_data.score_fn(model, "test")(np.array([0, 1]), np.array([[0, 1, 2], [3, 4, 5]]))
     assert scores.shape == (2, 3) and np.isfinite(scores).all()

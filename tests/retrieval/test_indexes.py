@@ -107,6 +107,9 @@ def test_ivf_excludes_and_pads(catalogue):
     exclude = tf.concat([best, tf.fill([2, 2], tf.constant(-1, tf.int64))], axis=1)
     _, again = index.search(queries[:2], 3, nprobe=20, exclude=exclude)
     assert not set(again.numpy().ravel()) & set(best.numpy().ravel())
+    _, best = index.search(queries[:10], 3, nprobe=20)  # more than 8 queries: one by one
+    _, again = index.search(queries[:10], 3, nprobe=20, exclude=best)
+    assert not (again.numpy()[:, :, None] == best.numpy()[:, None, :]).any()
     small = IVFIndex(items[:5], nlist=2, seed=0)
     _, found = small.search(queries[:1], 8, nprobe=2)
     assert sorted(found.numpy()[0][:5]) == list(range(5)) and (found.numpy()[0][5:] == -1).all()

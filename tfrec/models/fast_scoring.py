@@ -64,6 +64,11 @@ def side_parts(model, fields: dict, side: str) -> dict:
     weights = tf.cast(fields["weights"], tf.float32)
     num_fields, k = emb.shape[1], emb.shape[2]
     dense = model.dnn._blocks[0]
+    if not dense.built:
+        raise ValueError(
+            "The model has not been called yet, so its DNN has no weights. Fix: call it once "
+            "(or use `fast_score_fn`, which does)."
+        )
     kernel = tf.cast(dense.kernel, tf.float32)
     user_width = len(model.user_tower.encoders) * model.user_tower.embedding_dim
     rows = kernel[:user_width] if side == "user" else kernel[user_width:]
@@ -118,7 +123,7 @@ def _take(parts: dict, index) -> dict:
     return {key: tf.gather(value, index) for key, value in parts.items()}
 
 
-def fast_score_fn(model, user_fields: dict, item_fields: dict, batch_pairs: int = 65536):
+def fast_score_fn(model, user_fields: dict, item_fields: dict, batch_pairs: int = 8192):
     """A `tfrec.evaluation` score function ``(user_index [B], item_index [B, C]) -> [B, C]``.
 
     Args:
@@ -131,6 +136,11 @@ def fast_score_fn(model, user_fields: dict, item_fields: dict, batch_pairs: int 
     against it as a cross product (no per-pair gathers); otherwise pair by pair.
     """
     _check(model)
+    if not model.dnn.built:  # one pair builds every head
+        model.logits_from_fields(
+            tf.concat([user_fields["embeddings"][:1], item_fields["embeddings"][:1]], 1),
+            tf.concat([user_fields["weights"][:1], item_fields["weights"][:1]], 1),
+        )
     user = side_parts(model, user_fields, "user")
     item = side_parts(model, item_fields, "item")
 

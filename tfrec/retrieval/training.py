@@ -43,10 +43,12 @@ def positives_dataset(model, data, batch_size=1024, num_negatives=0, seed=0):
     }
     ds = tf.data.Dataset.from_tensor_slices(rows)
     ds = ds.shuffle(len(rows["row"]), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-    ds = ds.map(
-        lambda b: inputs.gather(b["user_index"], b["movie_index"], b["row"]),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
+
+    @tf.autograph.experimental.do_not_convert  # plain ops; no source parsing needed
+    def gather(rows):
+        return inputs.gather(rows["user_index"], rows["movie_index"], rows["row"])
+
+    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
