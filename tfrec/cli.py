@@ -20,13 +20,15 @@ from pathlib import Path
 
 DEFAULT_TRAIN = {
     "epochs": 20,
-    "batch_size": 1024,
-    "learning_rate": 1e-3,
-    "num_negatives": 4,
+    "batch_size": 2048,
+    "learning_rate": 2e-3,
+    "num_negatives": 8,
     "patience": 3,
+    "monitor": "val_sampled_ndcg@10",
     "history_length": 20,
     "seed": 0,
 }
+"""Training settings (everything else given with --set/--config is a model hyperparameter)."""
 
 
 def _parse_sets(items: list[str]) -> dict:

@@ -360,4 +360,8 @@ def fit(
         )
     all_callbacks.extend(callbacks)
     ds = data.dataset(model, num_negatives=num_negatives, batch_size=batch_size, seed=seed)
+    # One forward pass through `model.__call__` records its input structure, so that the
+    # trained model can be saved (training itself goes through compute_loss).
+    first = next(iter(ds))
+    model({k: v for k, v in first.items() if k != "label"}, training=False)
     return model.fit(ds, epochs=epochs, callbacks=all_callbacks, verbose=verbose)
