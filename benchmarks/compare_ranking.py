@@ -1,9 +1,9 @@
 """Compares every registered ranking model, and three classical baselines, on one budget.
 
 Each model is trained on the MovieLens leave-one-out split (default ml-100k) through
-`tfrec.workflow.train_model` with the same training configuration (Adam, batch 1024, 4
-uniform negatives per positive, at most ``--epochs`` epochs with early stopping on the
-validation full-ranking NDCG@10, best epoch restored), then evaluated on the test split.
+`tfrec.workflow.train_model` with the same training configuration (`make run`'s settings:
+Adam, batch 2048, 8 uniform negatives per positive, at most ``--epochs`` epochs with early
+stopping on the validation sampled NDCG@10, best epoch restored), then evaluated on the test split.
 ``neumf_pretrained`` is the paper's best NeuMF: GMF and the NCF MLP are trained first (same
 budget each), combined by `NeuMF.from_pretrained` and fine-tuned; its time and epochs add up
 all three runs.
@@ -41,7 +41,7 @@ from tfrec.baselines import EASE, ItemKNN, Popularity
 from tfrec.evaluation import format_table, sampled_ranking
 from tfrec.models import NeuMF
 from tfrec.training import fit
-from tfrec.workflow import RUN_HPARAMS, flatten, load_data, train_model
+from tfrec.workflow import RUN_HPARAMS, RUN_TRAIN, flatten, load_data, train_model
 
 HPARAMS = {
     "deepfm": dict(RUN_HPARAMS),
@@ -62,7 +62,7 @@ HPARAMS = {
 }
 """Model hyperparameters of the comparison (registry defaults for everything not listed)."""
 
-TRAIN = {"batch_size": 1024, "learning_rate": 2e-3, "num_negatives": 4, "patience": 3}
+TRAIN = {k: v for k, v in RUN_TRAIN.items() if k != "epochs"}  # the `make run` settings
 PRETRAINED_LR_SCALE = 0.25  # NeuMF fine-tuning restarts Adam: smaller steps keep the init
 BASELINES = {
     "popularity": Popularity,

@@ -35,20 +35,10 @@ from tfrec.serving.catalogue import (
     normalized_popularity,
 )
 from tfrec.serving.export import next_version, write_models_config
+from tfrec.serving.module import model_state
 from tfrec.serving.warmup import warmup_logs, write_warmup
 
 INDEX_KINDS = ("brute_force", "ivf")
-
-
-def _model_state(model) -> list:
-    """Variables and lookup-table resources of a Keras model, tracked instead of the model so
-    the SavedModel holds only the functions TF Serving runs (Keras would trace every layer)."""
-    resources = [
-        obj
-        for obj in tf.train.TrackableView(model).descendants()
-        if isinstance(obj, tf.saved_model.experimental.TrackableResource)
-    ]
-    return list(model.variables) + resources
 
 
 class TwoStagePipeline(tf.Module):
@@ -144,7 +134,7 @@ class TwoStagePipeline(tf.Module):
         ranking_model(self._candidate_features(tf.constant([""]), tf.constant([[0]], tf.int64)))
         self.index = self._build_index(index, nlist, nprobe)
         self.nprobe = nprobe
-        self.model_state = _model_state(retrieval_model) + _model_state(ranking_model)
+        self.model_state = model_state(retrieval_model) + model_state(ranking_model)
 
     @property
     def retrieval_model(self):

@@ -71,6 +71,8 @@ def test_config_and_savedmodel_round_trip(batch, tmp_path):
     clone(features)
     clone.set_weights(model.get_weights())
     np.testing.assert_allclose(clone(features).numpy(), expected, rtol=1e-5)
+    revived = tf.keras.layers.deserialize(tf.keras.layers.serialize(model))
+    assert type(revived) is DeepFM and revived.get_config() == model.get_config()
     model.save(tmp_path / "deepfm")
     reloaded = tf.keras.models.load_model(tmp_path / "deepfm", compile=False)
     assert type(reloaded) is DeepFM

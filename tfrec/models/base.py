@@ -127,3 +127,8 @@ class RankingModel(tfrs.models.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    def get_build_config(self):
+        # Keras would rebuild from float placeholders, which string features cannot take;
+        # a ranking model builds itself on its first call instead.
+        return None

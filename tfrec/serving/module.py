@@ -37,7 +37,7 @@ PAIRS_PER_STEP = 8192
 _IDS = ("user_id", "movie_id")
 
 
-def _model_state(model) -> list:
+def model_state(model) -> list:
     """The variables and resources (vocabulary lookup tables) the model's forward pass reads.
 
     The export tracks these rather than the Keras model itself: Keras' own SavedModel
@@ -97,7 +97,7 @@ class ServingModule(tf.Module):
                 "`seen` must be a pair (user_ids, movie_ids) of training interactions. "
                 f"Received: seen of type {type(seen).__name__}"
             )
-        self._keras = types.SimpleNamespace(model=model)  # not tracked: see _model_state
+        self._keras = types.SimpleNamespace(model=model)  # not tracked: see model_state
         self.store = store
         self.cold_start = cold_start
         ids = as_strings(store.movie_ids.numpy(), "store movie ids")
@@ -129,7 +129,7 @@ class ServingModule(tf.Module):
         model.score(
             store.join({"user_id": tf.constant([""]), "movie_id": tf.constant(as_bytes(ids[:1]))})
         )
-        self.model_state = _model_state(model)
+        self.model_state = model_state(model)
         self.num_items = len(ids)
         self.catalogue_ids = tf.Variable(as_bytes(ids), trainable=False, name="movie_ids")
         self.catalogue_titles = tf.Variable(
