@@ -66,8 +66,24 @@ def _validate_dim(embedding_dim) -> None:
         )
 
 
+class _FieldEncoder(tf.keras.layers.Layer):
+    """Shared plumbing of field encoders: `call` = `embed(preprocess(features))`, and the
+    per-id latent vector and first-order weight tables."""
+
+    def _make_tables(self, size: int, embedding_dim: int) -> None:
+        self.embedding = tf.keras.layers.Embedding(
+            size,
+            embedding_dim,
+            embeddings_initializer=tf.keras.initializers.RandomNormal(0.0, 0.05),
+        )
+        self.weight = tf.keras.layers.Embedding(size, 1, embeddings_initializer="zeros")
+
+    def call(self, features):
+        return self.embed(self.preprocess(features))
+
+
 @tf.keras.utils.register_keras_serializable(package="tfrec")
-class CategoricalEncoder(tf.keras.layers.Layer):
+class CategoricalEncoder(_FieldEncoder):
     """Embeds a categorical feature (single- or multi-valued) as one FM field.
 
     Exists so that ids of any dtype (strings, ints, bools) share one code path: values are cast
@@ -150,12 +166,7 @@ class CategoricalEncoder(tf.keras.layers.Layer):
                 vocabulary=self.vocabulary, num_oov_indices=1, mask_token=None
             )
             size = len(self.vocabulary) + 1
-        self.embedding = tf.keras.layers.Embedding(
-            size,
-            embedding_dim,
-            embeddings_initializer=tf.keras.initializers.RandomNormal(0.0, 0.05),
-        )
-        self.weight = tf.keras.layers.Embedding(size, 1, embeddings_initializer="zeros")
+        self._make_tables(size, embedding_dim)
 
     def preprocess(self, features):
         """Raw feature -> int ids (-1 marks padding in multi-valued inputs); no weights used."""
@@ -183,9 +194,6 @@ class CategoricalEncoder(tf.keras.layers.Layer):
         pooled = tf.reduce_sum(emb * mask[..., None], axis=1) / count[:, None]
         return pooled, tf.reduce_sum(w * mask, axis=1) / count
 
-    def call(self, features):
-        return self.embed(self.preprocess(features))
-
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -203,7 +211,7 @@ class CategoricalEncoder(tf.keras.layers.Layer):
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrec")
-class NumericEncoder(tf.keras.layers.Layer):
+class NumericEncoder(_FieldEncoder):
     """Embeds a numeric feature as one FM field, normalised or bucketized.
 
     Exists because FM treats a real value x as a feature with latent vector ``x * v``: with
@@ -261,12 +269,7 @@ class NumericEncoder(tf.keras.layers.Layer):
         if self.boundaries is not None:
             self.bucketize = tf.keras.layers.Discretization(bin_boundaries=self.boundaries)
             size = len(self.boundaries) + 2  # buckets plus one for missing values
-            self.embedding = tf.keras.layers.Embedding(
-                size,
-                embedding_dim,
-                embeddings_initializer=tf.keras.initializers.RandomNormal(0.0, 0.05),
-            )
-            self.weight = tf.keras.layers.Embedding(size, 1, embeddings_initializer="zeros")
+            self._make_tables(size, embedding_dim)
 
     def build(self, input_shape):
         if self.boundaries is None:
@@ -298,9 +301,6 @@ class NumericEncoder(tf.keras.layers.Layer):
         scaled = tf.cast(values, self.compute_dtype)
         vector = tf.cast(self.vector, self.compute_dtype)
         return scaled[:, None] * vector[None, :], scaled * tf.cast(self.scalar, self.compute_dtype)
-
-    def call(self, features):
-        return self.embed(self.preprocess(features))
 
     def get_config(self):
         config = super().get_config()

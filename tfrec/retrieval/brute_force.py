@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tfrec.retrieval.topk import check_k, padded_top_k
+from tfrec.retrieval.topk import check_k, padded_top_k, search_outputs
 
 
 def check_vectors(vectors, name: str = "vectors") -> np.ndarray:
@@ -106,11 +106,7 @@ class BruteForce(tf.Module):
     def serve(self, queries, k):
         """Signature function: ``scores``, ``indices`` (and ``ids``) of the top k."""
         scores, items = self.search(queries, k)
-        out = {"scores": scores, "indices": items}
-        if self.ids is not None:
-            found = tf.gather(self.ids, tf.maximum(items, 0))
-            out["ids"] = tf.where(items >= 0, found, "")
-        return out
+        return search_outputs(scores, items, self.ids)
 
     def signatures(self) -> dict:
         """``serving_default``: queries ``[B, d]`` float32, k int32 scalar."""

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrec.retrieval.brute_force import check_vectors, ids_variable, save_module
-from tfrec.retrieval.topk import check_k, exclusion_mask, padded_top_k
+from tfrec.retrieval.topk import check_k, exclusion_mask, padded_top_k, search_outputs
 
 _CHUNK = 32768
 _PADDED_BATCH = 8
@@ -221,11 +221,7 @@ class IVFIndex(tf.Module):
     def serve(self, queries, k, nprobe):
         """Signature function: ``scores``, ``indices`` (and ``ids``) of the top k."""
         scores, items = self.search(queries, k, nprobe)
-        out = {"scores": scores, "indices": items}
-        if self.ids is not None:
-            found = tf.gather(self.ids, tf.maximum(items, 0))
-            out["ids"] = tf.where(items >= 0, found, "")
-        return out
+        return search_outputs(scores, items, self.ids)
 
     def signatures(self) -> dict:
         """``serving_default``: queries ``[B, d]`` float32, k and nprobe int32 scalars."""

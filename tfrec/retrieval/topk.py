@@ -60,3 +60,13 @@ def check_k(k: tf.Tensor, name: str = "k") -> tf.Tensor:
     )
     with tf.control_dependencies([check]):
         return tf.identity(k)
+
+
+def search_outputs(scores: tf.Tensor, items: tf.Tensor, ids: tf.Tensor | None) -> dict:
+    """The named outputs of an index's serving signature: ``scores``, ``indices`` and, when
+    the index knows them, ``ids`` ("" where a slot is padding, i.e. index -1)."""
+    out = {"scores": scores, "indices": items}
+    if ids is not None:
+        found = tf.gather(ids, tf.maximum(items, 0))
+        out["ids"] = tf.where(items >= 0, found, "")
+    return out
