@@ -16,9 +16,7 @@ def _run(code: str, env_value: str | None) -> subprocess.CompletedProcess:
 
 
 def test_import_selects_keras2_even_without_env():
-    out = _run(
-        "import tfrec, tensorflow as tf; print(tf.keras.layers.Dense.__module__)", None
-    )
+    out = _run("import tfrec, tensorflow as tf; print(tf.keras.layers.Dense.__module__)", None)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().startswith("tf_keras")
 
