@@ -325,7 +325,6 @@ def fit(
     callbacks=(),
     verbose: int | str = "auto",
     seed: int = 0,
-    **_ignored,
 ):
     """Compiles and fits `model` on `data` with negatives re-drawn every epoch.
 

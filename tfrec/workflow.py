@@ -58,7 +58,8 @@ def train_model(name, data: RankingData, model_hp: dict, train_cfg: dict) -> Tra
     """Builds model `name` adapted to the training rows, fits it, evaluates it on test."""
     model = build_model(name, data.example_table(), **model_hp)
     start = time.perf_counter()
-    history = fit(model, data, **train_cfg)
+    # `history_length` shaped `data` already; every other setting is fit's (a typo fails loudly).
+    history = fit(model, data, **{k: v for k, v in train_cfg.items() if k != "history_length"})
     seconds = time.perf_counter() - start
     metrics = flatten(data.evaluate(data.score_fn(model, "test"), "test"))
     metrics["epochs"] = len(history.history.get("loss", []))
