@@ -2,8 +2,9 @@
 
 Exists to answer "how fast does tfrec train and score, and what limits it" with numbers from
 one run: the machine's matmul GFLOP/s (fp32, bf16), the input pipeline alone vs pipeline +
-DeepFM (embedding 16, DNN 400-400-400) at several batch sizes, Adam with and without XLA,
-mixed bfloat16 (speed, and quality on ml-100k with the `make run` hyperparameters), full
+DeepFM (embedding 16, DNN 400-400-400) at several batch sizes next to a bare Keras model of the
+same width (the reference point), Adam with and without XLA, mixed bfloat16 (speed, and quality
+on ml-100k with the `make run` hyperparameters for 4 epochs), full
 catalogue scoring through the plain and the factorised path, and a per-model summary
 (`--model NAME`, one model per process so its peak RSS is its own).
 
@@ -59,7 +60,7 @@ def ranking_data(variant="100k"):
 def machine(args) -> dict:
     info = machine_info()
     for dtype in (tf.float32, tf.bfloat16):
-        info[f"matmul GFLOP/s {dtype.name}"] = round(matmul_gflops(dtype, repeats=args.repeats), 1)
+        info[f"matmul GFLOP/s {dtype.name}"] = round(matmul_gflops(dtype, n=2048, repeats=args.repeats), 1)
     print("machine:", ", ".join(f"{k}={v}" for k, v in info.items()))
     emit("machine", info)
     return info
@@ -73,6 +74,27 @@ def train_rate(model, ds, steps, repeats, jit_adam=False) -> float:
     rows = int(tf.shape(batch["label"])[0])
     model.fit(ds.repeat(), steps_per_epoch=steps, epochs=repeats + 1, callbacks=[timer], verbose=0)
     return rows * steps / statistics.median(timer.epoch_seconds[1:])
+
+
+def plain_keras_rate(fields: int, ids: int, batch: int, steps: int, repeats: int) -> float:
+    """Examples/s of the reference point: a bare Keras Embedding + Dense 400-400-400 model of the
+    same width on random in-memory ids (no towers, FM or linear term, no input pipeline)."""
+    inputs = tf.keras.Input([fields], dtype=tf.int32)
+    x = tf.keras.layers.Flatten()(tf.keras.layers.Embedding(ids, 16)(inputs))
+    for units in PAPER["dnn_units"]:
+        x = tf.keras.layers.Dense(units, activation="relu")(x)
+    model = tf.keras.Model(inputs, tf.keras.layers.Dense(1)(x))
+    model.compile(
+        tf.keras.optimizers.Adam(1e-3, jit_compile=False),
+        loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+    )
+    rng = np.random.default_rng(0)
+    ids_ = rng.integers(0, ids, (batch * 8, fields), dtype=np.int32)
+    labels = rng.integers(0, 2, (batch * 8, 1)).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((ids_, labels)).batch(batch).cache().repeat()
+    timer = StepTimer()
+    model.fit(ds, steps_per_epoch=steps, epochs=repeats + 1, callbacks=[timer], verbose=0)
+    return batch * steps / statistics.median(timer.epoch_seconds[1:])
 
 
 def throughput(args, gflops: dict) -> dict:
@@ -106,6 +128,12 @@ def throughput(args, gflops: dict) -> dict:
             best = max(best, (rate, batch))
         batch = best[1]
         steps = max(5, args.examples // batch)
+        rate = plain_keras_rate(model_schema_fields, args.ids, batch, steps, args.repeats)
+        rows[f"batch {batch}, plain Keras MLP"] = {
+            "train ex/s": rate,
+            "GFLOP/s": rate * flops / 1e9,
+            "% of fp32 matmul": 100 * rate * flops / 1e9 / gflops["float32"],
+        }
         for label, options in (("jit Adam", {"jit": True}), ("mixed bf16", {"mixed": True})):
             policy = tf.keras.mixed_precision.global_policy()
             if options.get("mixed"):
@@ -266,7 +294,7 @@ def main(argv=None) -> None:
     parser.add_argument("--examples", type=int, default=400_000, help="per timed repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--score-users", type=int, default=256)
-    parser.add_argument("--quality-epochs", type=int, default=0, help="0: make-run epochs")
+    parser.add_argument("--quality-epochs", type=int, default=4, help="0: make-run epochs")
     parser.add_argument("--model-batch", type=int, default=2048)
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args(argv)
