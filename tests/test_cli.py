@@ -38,10 +38,12 @@ def test_train_evaluate_export_recommend(local_data, tmp_path, capsys):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"embedding_dim": 4, "dnn_units": [8], "batch_size": 128}))
     argv = ["train", "deepfm", *local_data, "--config", str(config), "--epochs", "1"]
-    assert cli.main([*argv, "--set", "dropout=0.1", "--output", str(run)]) == 0
+    sets = ["--set", "dropout=0.1", "--set", "optimizer=lazy_adam"]
+    assert cli.main([*argv, *sets, "--output", str(run)]) == 0
     meta = json.loads((run / "run.json").read_text())
     assert meta["model_hparams"] == {"embedding_dim": 4, "dnn_units": [8], "dropout": 0.1}
     assert meta["train"]["epochs"] == 1 and "full hr@10" in meta["metrics"]
+    assert meta["train"]["optimizer"] == "lazy_adam"
     capsys.readouterr()
 
     assert cli.main(["evaluate", "--model-dir", str(run)]) == 0

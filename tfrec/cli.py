@@ -22,6 +22,7 @@ DEFAULT_TRAIN = {
     "epochs": 20,
     "batch_size": 2048,
     "learning_rate": 2e-3,
+    "optimizer": "adam",
     "num_negatives": 8,
     "patience": 3,
     "monitor": "val_sampled_ndcg@10",

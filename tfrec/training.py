@@ -27,6 +27,7 @@ from tfrec.data import (
 from tfrec.evaluation import ExcludeSet, full_ranking, sampled_ranking
 from tfrec.features.store import FeatureStore, utf8
 from tfrec.models.fast_scoring import fast_score_fn, supports_fast_scoring
+from tfrec.optimizers import get_optimizer
 from tfrec.towers import RECENT_MOVIES
 
 
@@ -317,6 +318,7 @@ def fit(
     epochs: int = 20,
     batch_size: int = 1024,
     learning_rate: float = 1e-3,
+    optimizer="adam",
     num_negatives: int = 4,
     patience: int = 3,
     monitor: str = "val_full_ndcg@10",
@@ -328,6 +330,8 @@ def fit(
 ):
     """Compiles and fits `model` on `data` with negatives re-drawn every epoch.
 
+    `optimizer` is "adam" (default), "lazy_adam" (row-wise Adam for embedding tables of
+    10^5+ ids, see `tfrec.optimizers.LazyAdam`), "adagrad", or a tf.keras optimizer instance.
     Early stopping watches a validation *ranking* metric (full-ranking NDCG@10 by default)
     and restores the best epoch's weights; TensorBoard and checkpoint callbacks are added
     when `log_dir` / `checkpoint_dir` are given. Returns the Keras History.
@@ -335,9 +339,7 @@ def fit(
     if epochs < 1:
         raise ValueError(f"`epochs` must be >= 1. Received: epochs={epochs}")
     tf.keras.utils.set_random_seed(seed)
-    # XLA-compiled Adam updates measured ~1.8x slower than plain ones for sparse embedding
-    # gradients on CPU (benchmarks/RESULTS.md), so jit stays off.
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate, jit_compile=False))
+    model.compile(optimizer=get_optimizer(optimizer, learning_rate))
     protocol = "sampled" if monitor.startswith("val_sampled") else "full"
     all_callbacks = [
         RankingEvaluation(data, protocol=protocol),

@@ -1,0 +1,103 @@
+"""LazyAdam against Adam's rule worked out by hand, and the `optimizer` setting of fit."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfrec.models import build_model
+from tfrec.optimizers import LazyAdam, get_optimizer
+from tfrec.training import fit
+
+LR, B1, B2, EPS = 0.1, 0.9, 0.999, 1e-7
+
+
+def _sparse(values, indices, rows=5):
+    values = tf.constant(values, tf.float32)
+    return tf.IndexedSlices(values, tf.constant(indices), tf.constant([rows, values.shape[1]]))
+
+
+def _adam_row(w, m, v, g, step):
+    """One Adam step for one row, by hand (tf.keras' epsilon-hat form)."""
+    m = B1 * m + (1 - B1) * g
+    v = B2 * v + (1 - B2) * g * g
+    alpha = LR * np.sqrt(1 - B2**step) / (1 - B1**step)
+    return w - alpha * m / (np.sqrt(v) + EPS), m, v
+
+
+def test_sparse_steps_touch_only_the_batch_rows_and_follow_adam():
+    start = np.arange(10, dtype=np.float32).reshape(5, 2) / 10
+    table = tf.Variable(start)
+    opt = LazyAdam(LR, B1, B2, EPS)
+    # Step 1: row 1 twice (its gradients add up) and row 3.
+    opt.apply_gradients([(_sparse([[1.0, 2.0], [0.5, 0.5], [-1.0, 4.0]], [1, 3, 1]), table)])
+    # Step 2: rows 3 and 4 only; row 1 keeps its moments untouched (lazy).
+    opt.apply_gradients([(_sparse([[2.0, -2.0], [1.0, 1.0]], [3, 4]), table)])
+
+    want = start.astype(np.float64).copy()
+    m, v = np.zeros_like(want), np.zeros_like(want)
+    for step, grads in ((1, {1: [0.0, 6.0], 3: [0.5, 0.5]}), (2, {3: [2.0, -2.0], 4: [1, 1]})):
+        for row, g in grads.items():
+            want[row], m[row], v[row] = _adam_row(want[row], m[row], v[row], np.array(g), step)
+    np.testing.assert_allclose(table.numpy(), want, rtol=1e-5, atol=1e-6)
+    # Rows 0 and 2 were never in a batch: weights unchanged (plain Adam would leave them too,
+    # but it would keep moving row 1 at step 2 on its stale momentum).
+    np.testing.assert_array_equal(table.numpy()[[0, 2]], start[[0, 2]])
+    slots = {s.name.split("/")[-2]: s.numpy() for s in opt.variables[1:]}  # "Adam/m/<var>:0"
+    np.testing.assert_allclose(slots["m"], m, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(slots["v"], v, rtol=1e-4)  # float32 (1 - beta_2)
+
+
+def test_plain_adam_moves_rows_outside_the_batch_which_lazy_adam_does_not():
+    tables = [tf.Variable(tf.zeros([3, 1])) for _ in range(2)]
+    for opt, table in zip((tf.keras.optimizers.Adam(LR), LazyAdam(LR)), tables, strict=True):
+        opt.apply_gradients([(_sparse([[1.0]], [0], rows=3), table)])
+        opt.apply_gradients([(_sparse([[1.0]], [2], rows=3), table)])
+    adam, lazy = (t.numpy()[0, 0] for t in tables)
+    assert adam < lazy < 0  # Adam's second step moved row 0 again; LazyAdam's did not
+
+
+def test_dense_gradients_equal_keras_adam():
+    init = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    grads = [np.random.default_rng(i).normal(size=(4, 3)).astype(np.float32) for i in range(3)]
+    results = []
+    for opt in (tf.keras.optimizers.Adam(LR), LazyAdam(LR)):
+        var = tf.Variable(init)
+        for g in grads:
+            opt.apply_gradients([(tf.constant(g), var)])
+        results.append(var.numpy())
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-6)
+
+
+def test_config_round_trip_and_saved_model_restores_lazy_adam(tmp_path):
+    opt = LazyAdam(0.01, beta_2=0.99, epsilon=1e-6)
+    again = tf.keras.optimizers.deserialize(tf.keras.optimizers.serialize(opt))
+    assert type(again) is LazyAdam and again.get_config() == opt.get_config()
+
+    inputs = tf.keras.Input([2], dtype=tf.int32)
+    embedded = tf.keras.layers.Embedding(50, 4)(inputs)
+    model = tf.keras.Model(inputs, tf.keras.layers.Dense(1)(tf.keras.layers.Flatten()(embedded)))
+    model.compile(LazyAdam(0.01), loss="mse")
+    x, y = np.array([[1, 2], [3, 4]], np.int32), np.array([[1.0], [0.0]], np.float32)
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "m")
+    loaded = tf.keras.models.load_model(tmp_path / "m")  # registered: no custom_objects
+    assert type(loaded.optimizer) is LazyAdam
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_amsgrad_and_unknown_names_are_clear_errors():
+    with pytest.raises(ValueError, match="amsgrad=True"):
+        LazyAdam(amsgrad=True)
+    with pytest.raises(ValueError, match=r"optimizer='sgd'.*lazy_adam"):
+        get_optimizer("sgd", 0.1)
+    assert isinstance(get_optimizer("adagrad", 0.1), tf.keras.optimizers.Adagrad)
+
+
+def test_fit_trains_with_lazy_adam(tiny_data):
+    model = build_model("deepfm", tiny_data.example_table(), embedding_dim=4, dnn_units=(8,))
+    history = fit(
+        model, tiny_data, epochs=2, batch_size=128, optimizer="lazy_adam", patience=2, verbose=0
+    )
+    assert type(model.optimizer) is LazyAdam
+    losses = history.history["loss"]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]

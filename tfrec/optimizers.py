@@ -1,0 +1,99 @@
+"""Optimizers for models whose embedding tables are far larger than one batch touches.
+
+Why this exists: tf.keras' Adam, given a sparse (``IndexedSlices``) embedding gradient, still
+decays both moment slots and moves *every* row of the table on every step, so a step costs
+O(ids x dim) however small the batch is. With 10^6 ids per field that full-table work dominates
+training (the knee in `benchmarks/RESULTS.md`). `LazyAdam` applies Adam only to the rows the
+batch touched, the rule of TF Addons' LazyAdam and PyTorch's SparseAdam, so a step costs
+O(batch) on embeddings while dense layers get plain Adam. `get_optimizer` turns the `optimizer`
+setting of `tfrec.training.fit` (and ``tfrec train --set optimizer=...``) into an instance.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+OPTIMIZERS = ("adam", "lazy_adam", "adagrad")
+"""Names accepted by `get_optimizer`."""
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrec")
+class LazyAdam(tf.keras.optimizers.Adam):
+    """Adam whose sparse updates touch only the rows present in the gradient.
+
+    Dense gradients get exactly tf.keras' Adam. For an ``IndexedSlices`` gradient, duplicate
+    indices are summed first; then for each touched row ``r``::
+
+        m[r] = beta_1 * m[r] + (1 - beta_1) * g[r]
+        v[r] = beta_2 * v[r] + (1 - beta_2) * g[r]^2
+        w[r] -= alpha_t * m[r] / (sqrt(v[r]) + epsilon_hat)
+
+    with Adam's bias-corrected ``alpha_t``. Rows the batch did not touch keep their weights and
+    moments (plain Adam would keep moving them on their stale momentum). This is the usual
+    trade: per-step cost independent of the table size, at slightly different dynamics for
+    rare ids. `amsgrad` is not supported for sparse updates.
+
+    Args:
+      learning_rate, beta_1, beta_2, epsilon, **kwargs: As for `tf.keras.optimizers.Adam`.
+
+    Example:
+
+    >>> opt = LazyAdam(1e-3)
+    >>> table = tf.Variable(tf.zeros([4, 2]))
+    >>> grad = tf.IndexedSlices(tf.ones([1, 2]), tf.constant([2]), tf.constant([4, 2]))
+    >>> _ = opt.apply_gradients([(grad, table)])
+    >>> [round(float(x), 4) for x in table[:, 0]]
+    [0.0, 0.0, -0.001, 0.0]
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        if kwargs.get("amsgrad"):
+            raise ValueError(
+                "LazyAdam does not support amsgrad. Received: amsgrad=True. Fix: use "
+                "tf.keras.optimizers.Adam(amsgrad=True)."
+            )
+        kwargs.pop("amsgrad", None)
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, **kwargs)
+
+    def update_step(self, gradient, variable):
+        """Sparse gradients: lazy row-wise Adam; dense gradients: tf.keras Adam."""
+        if not isinstance(gradient, tf.IndexedSlices):
+            return super().update_step(gradient, variable)
+        dtype = variable.dtype
+        lr = tf.cast(self.learning_rate, dtype)
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        alpha = lr * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
+        epsilon = tf.cast(self.epsilon, dtype)
+        if self.adaptive_epsilon:
+            epsilon *= tf.sqrt(1 - tf.pow(beta_2, step))
+        rows, position = tf.unique(gradient.indices)
+        values = tf.math.unsorted_segment_sum(gradient.values, position, tf.shape(rows)[0])
+        index = self._index_dict[self._var_key(variable)]
+        m, v = self._momentums[index], self._velocities[index]
+        m_rows = beta_1 * tf.gather(m, rows) + (1 - beta_1) * values
+        v_rows = beta_2 * tf.gather(v, rows) + (1 - beta_2) * tf.square(values)
+        m.scatter_update(tf.IndexedSlices(m_rows, rows))
+        v.scatter_update(tf.IndexedSlices(v_rows, rows))
+        variable.scatter_sub(tf.IndexedSlices(alpha * m_rows / (tf.sqrt(v_rows) + epsilon), rows))
+
+
+def get_optimizer(optimizer, learning_rate: float):
+    """An optimizer instance from a name in `OPTIMIZERS` (or an instance, returned as is).
+
+    ``"adam"`` and ``"lazy_adam"`` run without XLA (jit-compiled Adam measured slower for sparse
+    embedding gradients on CPU); ``"adagrad"`` is tf.keras' Adagrad, whose sparse updates are
+    already row-wise.
+    """
+    if isinstance(optimizer, tf.keras.optimizers.Optimizer):
+        return optimizer
+    if optimizer == "adam":
+        return tf.keras.optimizers.Adam(learning_rate, jit_compile=False)
+    if optimizer == "lazy_adam":
+        return LazyAdam(learning_rate, jit_compile=False)
+    if optimizer == "adagrad":
+        return tf.keras.optimizers.Adagrad(learning_rate, jit_compile=False)
+    raise ValueError(
+        f"Unknown optimizer. Received: optimizer={optimizer!r}. Fix: use one of "
+        f"{', '.join(OPTIMIZERS)} or pass a tf.keras optimizer instance."
+    )
