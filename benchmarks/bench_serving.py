@@ -7,7 +7,7 @@ every user x movie pair of a MovieLens-100k-sized catalogue (943 x 1682), both p
 through `serving_default` and user by user through `recommend`.
 
 Usage:
-  python benchmarks/bench_serving.py                         # builds a DeepFM on synthetic data
+  python benchmarks/bench_serving.py                         # a make-run-shaped DeepFM, synthetic data
   python benchmarks/bench_serving.py --model-dir saved_models/deepfm
 """
 
@@ -25,6 +25,7 @@ from tfrec.features.store import FeatureStore
 from tfrec.models import build_model
 from tfrec.serving import export_model, latest_export
 from tfrec.towers import RECENT_MOVIES
+from tfrec.workflow import RUN_HPARAMS
 
 
 def synthetic_movielens(num_users: int, num_movies: int, interactions: int, history: int, seed=0):
@@ -66,11 +67,11 @@ def synthetic_movielens(num_users: int, num_movies: int, interactions: int, hist
 
 
 def build_export(args, directory: str):
-    """Builds (and optionally fits) a DeepFM with the registry's defaults, then exports it."""
+    """Builds (and optionally fits) a DeepFM shaped like the `make run` one, then exports it."""
     users, movies, history, table, seen = synthetic_movielens(
         args.users, args.movies, args.interactions, args.history
     )
-    model = build_model("deepfm", table)
+    model = build_model("deepfm", table, **RUN_HPARAMS)
     if args.fit_epochs:
         model.compile(tf.keras.optimizers.Adam(1e-3))
         data = tf.data.Dataset.from_tensor_slices(table).batch(4096)
