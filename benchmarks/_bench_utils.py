@@ -59,14 +59,14 @@ def median_time(function, repeats: int = 3, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
-def matmul_gflops(dtype=tf.float32, n: int = 2048, repeats: int = 10) -> float:
-    """The machine's square-matmul GFLOP/s in `dtype` (2 n^3 FLOPs per product).
+def matmul_seconds(m: int, k: int, n: int, dtype=tf.float32, repeats: int = 10) -> float:
+    """Best wall seconds of one ``[m, k] x [k, n]`` matmul in `dtype` over `repeats` runs.
 
-    The *best* of `repeats` timed products: this is the ceiling other rates are compared with,
-    and on a shared machine a median would put model throughput above "peak".
+    The best, not the median: it is a ceiling other rates are compared with, and on a shared
+    machine a median would put model throughput above "peak".
     """
-    a = tf.cast(tf.random.normal([n, n]), dtype)
-    b = tf.cast(tf.random.normal([n, n]), dtype)
+    a = tf.cast(tf.random.normal([m, k]), dtype)
+    b = tf.cast(tf.random.normal([k, n]), dtype)
     product = tf.function(lambda x, y: tf.reduce_sum(tf.cast(tf.matmul(x, y)[:1, :1], tf.float32)))
     product(a, b).numpy()
     times = []
@@ -74,7 +74,20 @@ def matmul_gflops(dtype=tf.float32, n: int = 2048, repeats: int = 10) -> float:
         start = time.perf_counter()
         product(a, b).numpy()
         times.append(time.perf_counter() - start)
-    return 2 * n**3 / min(times) / 1e9
+    return min(times)
+
+
+def matmul_gflops(dtype=tf.float32, shapes=((2048, 2048, 2048), (4096, 400, 400))) -> float:
+    """The machine's matmul GFLOP/s in `dtype`: the best over square and DNN-shaped products."""
+    return max(2 * m * k * n / matmul_seconds(m, k, n, dtype) / 1e9 for m, k, n in shapes)
+
+
+def dense_stack_bound(units, rows: int = 8192) -> float:
+    """Rows/s a chain of dense layers (widths `units`, ending in 1) could reach on this machine:
+    each layer's ``[rows, in] x [in, out]`` matmul timed at its best, elementwise work ignored."""
+    sizes = [*units, 1]
+    seconds = sum(matmul_seconds(rows, a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    return rows / seconds
 
 
 def mlp_flops(input_dim: int, units) -> int:
