@@ -226,14 +226,24 @@ def scoring(args, gflops: dict) -> dict:
     return rows
 
 
+QUALITY_VARIANTS = {
+    "fp32": ({}, {}),
+    "mixed_bfloat16": ({"mixed_precision": True}, {}),
+    "lazy_adam": ({}, {"optimizer": "lazy_adam"}),
+}
+"""Quality-section variants: (model hyperparameters, training settings) over the make-run ones."""
+
+
 def quality(args) -> dict:
-    """ml-100k test metrics with the `make run` hyperparameters, fp32 vs mixed bfloat16."""
+    """ml-100k test metrics with the `make run` hyperparameters: fp32 vs mixed bfloat16 (and,
+    with ``--quality-variants``, Adam vs LazyAdam)."""
     rows = {}
-    for label, extra in (("fp32", {}), ("mixed_bfloat16", {"mixed_precision": True})):
+    for label in args.quality_variants.split(","):
+        model_extra, train_extra = QUALITY_VARIANTS[label]
         data = ranking_data()
         cfg = dict(RUN_TRAIN, **({"epochs": args.quality_epochs} if args.quality_epochs else {}))
-        cfg["verbose"] = 0
-        result = train_model("deepfm", data, {**RUN_HPARAMS, **extra}, cfg)
+        cfg.update(train_extra, verbose=0)
+        result = train_model("deepfm", data, {**RUN_HPARAMS, **model_extra}, cfg)
         m = result.metrics
         rows[label] = {
             "sampled hr@10": m["sampled hr@10"],
@@ -242,7 +252,7 @@ def quality(args) -> dict:
             "epochs": m["epochs"],
             "train s": m["train_seconds"],
         }
-    print("\nml-100k, make-run hyperparameters, fp32 vs mixed bfloat16 (leave-one-out test)")
+    print(f"\nml-100k, make-run hyperparameters, {' vs '.join(rows)} (leave-one-out test)")
     print(table(rows, digits=4))
     emit("quality", rows)
     return rows
@@ -304,6 +314,9 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--score-users", type=int, default=256)
     parser.add_argument("--quality-epochs", type=int, default=4, help="0: make-run epochs")
+    parser.add_argument(
+        "--quality-variants", default="fp32,mixed_bfloat16", help=f"of {','.join(QUALITY_VARIANTS)}"
+    )
     parser.add_argument("--model-batch", type=int, default=2048)
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args(argv)
