@@ -1,6 +1,6 @@
 """`make bench`: runs every tfrec benchmark and rewrites its section of benchmarks/RESULTS.md.
 
-Exists so one command measures everything on the machine at hand (about 30 minutes on 2 cores)
+Exists so one command measures everything on the machine at hand (about 26 minutes on 2 cores)
 and leaves a dated, self-describing record: machine (cores, memory, CPU, TF), a per-model table
 (training examples/s, epoch time, peak RSS, scoring pairs/s, `recommend` p50/p99), the `make run`
 end-to-end time, and each benchmark's own tables. Each benchmark runs in its own process; a
