@@ -21,8 +21,8 @@ OPTIMIZERS = ("adam", "lazy_adam", "adagrad")
 class LazyAdam(tf.keras.optimizers.Adam):
     """Adam whose sparse updates touch only the rows present in the gradient.
 
-    Dense gradients get exactly tf.keras' Adam. For an ``IndexedSlices`` gradient, duplicate
-    indices are summed first; then for each touched row ``r``::
+    Dense gradients get exactly tf.keras' Adam. For an ``IndexedSlices`` gradient (whose
+    duplicate indices `apply_gradients` has already summed), for each touched row ``r``::
 
         m[r] = beta_1 * m[r] + (1 - beta_1) * g[r]
         v[r] = beta_2 * v[r] + (1 - beta_2) * g[r]^2
@@ -67,8 +67,8 @@ class LazyAdam(tf.keras.optimizers.Adam):
         epsilon = tf.cast(self.epsilon, dtype)
         if self.adaptive_epsilon:
             epsilon *= tf.sqrt(1 - tf.pow(beta_2, step))
-        rows, position = tf.unique(gradient.indices)
-        values = tf.math.unsorted_segment_sum(gradient.values, position, tf.shape(rows)[0])
+        # `apply_gradients` has already summed duplicate indices (Optimizer._deduplicate_sparse_grad).
+        rows, values = gradient.indices, gradient.values
         index = self._index_dict[self._var_key(variable)]
         m, v = self._momentums[index], self._velocities[index]
         m_rows = beta_1 * tf.gather(m, rows) + (1 - beta_1) * values
@@ -81,9 +81,9 @@ class LazyAdam(tf.keras.optimizers.Adam):
 def get_optimizer(optimizer, learning_rate: float):
     """An optimizer instance from a name in `OPTIMIZERS` (or an instance, returned as is).
 
-    ``"adam"`` and ``"lazy_adam"`` run without XLA (jit-compiled Adam measured slower for sparse
-    embedding gradients on CPU); ``"adagrad"`` is tf.keras' Adagrad, whose sparse updates are
-    already row-wise.
+    ``"adam"`` and ``"lazy_adam"`` run without XLA (jit-compiled Adam measured no faster on CPU,
+    and slower under load, for sparse embedding gradients); ``"adagrad"`` is tf.keras' Adagrad,
+    whose sparse updates are already row-wise.
     """
     if isinstance(optimizer, tf.keras.optimizers.Optimizer):
         return optimizer
