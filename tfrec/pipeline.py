@@ -26,14 +26,7 @@ import tensorflow as tf
 
 from tfrec.retrieval import BruteForce, IVFIndex
 from tfrec.retrieval.topk import check_k, padded_top_k
-from tfrec.serving.catalogue import (
-    SeenItems,
-    aligned,
-    as_bytes,
-    as_strings,
-    index_of,
-    normalized_popularity,
-)
+from tfrec.serving.catalogue import as_bytes, build_catalogue, normalized_popularity
 from tfrec.serving.export import next_version, write_models_config
 from tfrec.serving.module import model_state
 from tfrec.serving.warmup import warmup_logs, write_warmup
@@ -89,46 +82,21 @@ class TwoStagePipeline(tf.Module):
             raise ValueError(f"`num_candidates` must be an integer. Received: {num_candidates!r}")
         if num_candidates < 1:
             raise ValueError(f"`num_candidates` must be >= 1. Received: {num_candidates}")
-        if not isinstance(seen, tuple | list) or len(seen) != 2:
-            raise ValueError(
-                "`seen` must be a pair (user_ids, movie_ids) of interactions to exclude. "
-                f"Received: {type(seen).__name__}"
-            )
         self._keras = types.SimpleNamespace(retrieval=retrieval_model, ranking=ranking_model)
         self.store = store
-        ids = as_strings(store.movie_ids.numpy(), "store movie ids")
-        self.num_items = len(ids)
+        catalogue = build_catalogue(store, seen, movie_titles, popularity)
+        self.num_items = len(catalogue.ids)
         self.num_candidates = min(num_candidates, self.num_items)
-        seen_users, seen_movies = as_strings(seen[0], "seen[0]"), as_strings(seen[1], "seen[1]")
-        if len(seen_users) != len(seen_movies):
-            raise ValueError(
-                f"`seen` user and movie ids must have the same length. Received: "
-                f"{len(seen_users)} and {len(seen_movies)}"
-            )
-        items = index_of(seen_movies, ids, "seen[1] (movie ids)")
-        counts = (
-            np.bincount(items, minlength=len(ids))
-            if popularity is None
-            else aligned(popularity, ids, "popularity", 0)
-        )
-        if movie_titles is None:
-            titles = store.movies.columns.get("movie_title")
-            titles = np.full(len(ids), "") if titles is None else titles.numpy()[:-1]
-        else:
-            titles = aligned(movie_titles, ids, "movie_titles", "")
-        tables = [t for t in (store.users, store.history) if t is not None]
-        known = [as_strings(t.ids.numpy(), "user ids") for t in tables]
-        known = np.concatenate([np.array([], str), *known])
-        self.seen = SeenItems(known, seen_users, items, len(ids))
-        self.catalogue_ids = tf.Variable(as_bytes(ids), trainable=False, name="movie_ids")
+        self.seen = catalogue.seen
+        self.catalogue_ids = tf.Variable(as_bytes(catalogue.ids), trainable=False, name="movie_ids")
         self.catalogue_titles = tf.Variable(
-            as_bytes(as_strings(titles, "movie_titles")), trainable=False, name="titles"
+            as_bytes(catalogue.titles), trainable=False, name="titles"
         )
-        scores = normalized_popularity(counts)
+        scores = normalized_popularity(catalogue.counts)
         order = np.argsort(-scores, kind="stable")
         self.popular_items = tf.Variable(order.astype(np.int64), trainable=False, name="popular")
         self.popular_scores = tf.Variable(scores[order], trainable=False, name="popular_scores")
-        self._example_users = np.unique(np.concatenate([known, seen_users]))[:2]
+        self._example_users = catalogue.example_users
         # Eager calls build models that were never called, so all their state exists now.
         retrieval_model.user_vectors(store.join({"user_id": tf.constant([""])}))
         ranking_model(self._candidate_features(tf.constant([""]), tf.constant([[0]], tf.int64)))

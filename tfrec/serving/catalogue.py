@@ -9,6 +9,7 @@ SavedModel and TF Serving needs nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import numpy as np
@@ -134,3 +135,74 @@ class SeenItems(tf.Module):
         shape = tf.stack([tf.shape(user_ids, out_type=tf.int64)[0], self.num_items])
         hits = tf.scatter_nd(coords, tf.ones_like(items, dtype=tf.int32), shape)
         return hits > 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Catalogue:
+    """What an export knows about its movies and users, read once from a FeatureStore.
+
+    Exists so that every exported module (the single-model recommender and the two-stage
+    pipeline) validates `seen`, titles and popularity the same way and masks the same items.
+
+    Attributes:
+      ids: Movie ids in catalogue order (the store's movies table).
+      titles: Title of each movie ("" where unknown).
+      counts: Popularity count of each movie.
+      seen: The per-user seen items, for masking.
+      example_users: Up to two known user ids, for warmup requests.
+    """
+
+    ids: np.ndarray
+    titles: np.ndarray
+    counts: np.ndarray
+    seen: SeenItems
+    example_users: np.ndarray
+
+
+def build_catalogue(store, seen, movie_titles=None, popularity=None) -> Catalogue:
+    """A `Catalogue` from a FeatureStore and the ``(user_ids, movie_ids)`` pairs to exclude.
+
+    Args:
+      store: The `tfrec.features.FeatureStore` the export scores with; its movies table is
+        the catalogue.
+      seen: Pair ``(user_ids, movie_ids)`` of interactions never recommended back.
+      movie_titles: ``{movie_id: title}`` or titles in catalogue order (default: the store's
+        ``movie_title`` column, if any).
+      popularity: ``{movie_id: count}`` or counts in catalogue order (default: from `seen`).
+    """
+    if not isinstance(seen, tuple | list) or len(seen) != 2:
+        raise ValueError(
+            "`seen` must be a pair (user_ids, movie_ids) of interactions to exclude. "
+            f"Received: seen of type {type(seen).__name__}"
+        )
+    ids = as_strings(store.movie_ids.numpy(), "store movie ids")
+    if len(ids) == 0:
+        raise ValueError("The store's movies table is empty: there is nothing to recommend.")
+    seen_users, seen_movies = as_strings(seen[0], "seen[0]"), as_strings(seen[1], "seen[1]")
+    if len(seen_users) != len(seen_movies):
+        raise ValueError(
+            "`seen` user and movie ids must have the same length. Received: "
+            f"{len(seen_users)} user ids and {len(seen_movies)} movie ids"
+        )
+    items = index_of(seen_movies, ids, "seen[1] (movie ids)")
+    counts = (
+        np.bincount(items, minlength=len(ids))
+        if popularity is None
+        else aligned(popularity, ids, "popularity", 0)
+    )
+    if movie_titles is None:
+        column = store.movies.columns.get("movie_title") if store.movies is not None else None
+        titles = np.full(len(ids), "") if column is None else column.numpy()[:-1]
+    else:
+        titles = aligned(movie_titles, ids, "movie_titles", "")
+    tables = [t for t in (store.users, store.history) if t is not None]
+    known = np.concatenate(
+        [np.array([], str)] + [as_strings(t.ids.numpy(), "user ids") for t in tables]
+    )
+    return Catalogue(
+        ids=ids,
+        titles=as_strings(titles, "movie_titles"),
+        counts=counts,
+        seen=SeenItems(known, seen_users, items, len(ids)),
+        example_users=np.unique(np.concatenate([known, seen_users]))[:2],
+    )

@@ -21,14 +21,7 @@ import tensorflow as tf
 
 from tfrec.models.base import RankingModel
 from tfrec.models.fast_scoring import cross_logits, side_parts, supports_fast_scoring
-from tfrec.serving.catalogue import (
-    SeenItems,
-    aligned,
-    as_bytes,
-    as_strings,
-    index_of,
-    normalized_popularity,
-)
+from tfrec.serving.catalogue import as_bytes, build_catalogue, normalized_popularity
 
 COLD_START_STRATEGIES = ("popular", "average_user")
 SIGNATURES = ("serving_default", "score_features", "recommend")
@@ -92,39 +85,12 @@ class ServingModule(tf.Module):
                 f"`cold_start` must be one of {COLD_START_STRATEGIES}. "
                 f"Received: cold_start={cold_start!r}"
             )
-        if not isinstance(seen, tuple | list) or len(seen) != 2:
-            raise ValueError(
-                "`seen` must be a pair (user_ids, movie_ids) of training interactions. "
-                f"Received: seen of type {type(seen).__name__}"
-            )
         self._keras = types.SimpleNamespace(model=model)  # not tracked: see model_state
         self.store = store
         self.cold_start = cold_start
-        ids = as_strings(store.movie_ids.numpy(), "store movie ids")
-        if len(ids) == 0:
-            raise ValueError("The store's movies table is empty: there is nothing to recommend.")
+        catalogue = build_catalogue(store, seen, movie_titles, popularity)
+        ids = catalogue.ids
         self._check_features()
-        seen_users, seen_movies = as_strings(seen[0], "seen[0]"), as_strings(seen[1], "seen[1]")
-        if len(seen_users) != len(seen_movies):
-            raise ValueError(
-                "`seen` user and movie ids must have the same length. Received: "
-                f"{len(seen_users)} user ids and {len(seen_movies)} movie ids"
-            )
-        items = index_of(seen_movies, ids, "seen[1] (movie ids)")
-        counts = (
-            np.bincount(items, minlength=len(ids))
-            if popularity is None
-            else aligned(popularity, ids, "popularity", 0)
-        )
-        if movie_titles is None:
-            titles = _columns(store.movies).get("movie_title")
-            titles = np.full(len(ids), "") if titles is None else titles.numpy()[:-1]
-        else:
-            titles = aligned(movie_titles, ids, "movie_titles", "")
-        tables = [t for t in (store.users, store.history) if t is not None]
-        known = np.concatenate(
-            [np.array([], str)] + [as_strings(t.ids.numpy(), "user ids") for t in tables]
-        )
         # One eager call builds a model that was never called, so all its state exists now.
         model.score(
             store.join({"user_id": tf.constant([""]), "movie_id": tf.constant(as_bytes(ids[:1]))})
@@ -133,13 +99,13 @@ class ServingModule(tf.Module):
         self.num_items = len(ids)
         self.catalogue_ids = tf.Variable(as_bytes(ids), trainable=False, name="movie_ids")
         self.catalogue_titles = tf.Variable(
-            as_bytes(as_strings(titles, "movie_titles")), trainable=False, name="titles"
+            as_bytes(catalogue.titles), trainable=False, name="titles"
         )
         self.popularity = tf.Variable(
-            normalized_popularity(counts), trainable=False, name="popularity"
+            normalized_popularity(catalogue.counts), trainable=False, name="popularity"
         )
-        self.seen = SeenItems(known, seen_users, items, len(ids))
-        self._example_users = np.unique(np.concatenate([known, seen_users]))[:2]
+        self.seen = catalogue.seen
+        self._example_users = catalogue.example_users
         self._factorized = model.field_factorized and self._towers_split_by_side()
         if self._factorized:
             movie = model.movie_tower(store.join({"movie_id": self.catalogue_ids}))
