@@ -39,7 +39,6 @@ from _bench_utils import (
 
 from tfrec.data import scale
 from tfrec.models import build_model
-from tfrec.models.fast_scoring import fast_score_fn
 from tfrec.models.registry import model_defaults
 from tfrec.workflow import RUN_HPARAMS, RUN_TRAIN, load_data, train_model
 
@@ -160,34 +159,6 @@ def throughput(args, gflops: dict) -> dict:
     return rows
 
 
-def plain_score_fn(model, data, split="test", batch_pairs=65536):
-    """The pre-factorisation path: towers once, then the whole head on every gathered pair."""
-    inputs = data.inputs(model, split)
-    user = model.user_tower(inputs.per_user)
-    movie = model.movie_tower(inputs.per_movie)
-
-    @tf.function(reduce_retracing=True)
-    def score(users, items):
-        emb = tf.concat(
-            [tf.gather(user["embeddings"], users), tf.gather(movie["embeddings"], items)], 1
-        )
-        w = tf.concat([tf.gather(user["weights"], users), tf.gather(movie["weights"], items)], 1)
-        return model.logits_from_fields(emb, w)
-
-    def score_fn(users, items):
-        flat_u = np.repeat(users, items.shape[1])
-        flat_i = items.reshape(-1)
-        out = [
-            score(
-                tf.constant(flat_u[i : i + batch_pairs]), tf.constant(flat_i[i : i + batch_pairs])
-            )
-            for i in range(0, flat_u.size, batch_pairs)
-        ]
-        return np.concatenate([o.numpy() for o in out]).reshape(items.shape)
-
-    return score_fn, (user, movie)
-
-
 def scoring(args, gflops: dict) -> dict:
     """Full-catalogue pairs/s, plain vs factorised, for the paper and the `make run` shapes."""
     data = ranking_data()
@@ -197,10 +168,10 @@ def scoring(args, gflops: dict) -> dict:
     rows = {}
     for label, hp in (("make-run 32 / 128-64", RUN_HPARAMS), ("paper 16 / 400-400-400", PAPER)):
         model = build_model("deepfm", data.example_table(), **{**hp, "dropout": 0.0})
-        plain, (user, movie) = plain_score_fn(model, data)
-        fast = fast_score_fn(model, user, movie)
-        fields = user["embeddings"].shape[1] + movie["embeddings"].shape[1]
-        k = user["embeddings"].shape[2]
+        plain = data.score_fn(model, "test", factorised=False)
+        fast = data.score_fn(model, "test")
+        fields = len(model.user_tower.encoders) + len(model.movie_tower.encoders)
+        k = hp["embedding_dim"]
         full = mlp_flops(fields * k, hp["dnn_units"])
         factored = full - 2 * fields * k * hp["dnn_units"][0]
         bounds = {

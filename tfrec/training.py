@@ -202,17 +202,22 @@ class RankingData:
         part = {"valid": self.split.valid, "test": self.split.test}[split]
         return part["user_index"].astype(np.int64), part["movie_index"].astype(np.int64)
 
-    def score_fn(self, model, split: str = "test", batch_pairs: int = 262144):
+    def score_fn(
+        self, model, split: str = "test", batch_pairs: int = 262144, factorised: bool = True
+    ):
         """A `tfrec.evaluation` score function: (user_index [B], item_index [B, C]) -> scores.
 
         Features come from the preprocessed per-user / per-movie inputs (history as of
         `split`), so scoring the whole catalogue costs one model call per pair and no string
-        processing."""
+        processing. DeepFM uses the factorised scorer (`tfrec.models.fast_scoring`) unless
+        `factorised` is False, which runs the whole head on every pair (the reference path)."""
         inputs = self.inputs(model, split)
         if getattr(model, "field_factorized", False):
             user = model.user_tower(inputs.per_user, training=False)
             movie = model.movie_tower(inputs.per_movie, training=False)
-            if supports_fast_scoring(model):  # DeepFM: user/item parts once, see fast_scoring
+            if factorised and supports_fast_scoring(
+                model
+            ):  # DeepFM: user/item parts once, see fast_scoring
                 return fast_score_fn(model, user, movie)
 
             @tf.function(reduce_retracing=True)
