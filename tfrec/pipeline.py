@@ -15,10 +15,6 @@ movies (scored by normalised popularity).
 
 from __future__ import annotations
 
-import os
-import pathlib
-import shutil
-import tempfile
 import types
 
 import numpy as np
@@ -27,9 +23,8 @@ import tensorflow as tf
 from tfrec.retrieval import BruteForce, IVFIndex
 from tfrec.retrieval.topk import check_k, padded_top_k
 from tfrec.serving.catalogue import as_bytes, build_catalogue, normalized_popularity
-from tfrec.serving.export import next_version, write_models_config
+from tfrec.serving.export import export_module
 from tfrec.serving.module import model_state
-from tfrec.serving.warmup import warmup_logs, write_warmup
 
 INDEX_KINDS = ("brute_force", "ivf")
 
@@ -231,18 +226,4 @@ def export_pipeline(pipeline, base_dir="saved_models", name="two_stage", warmup=
     complete (with warmup requests); ``<base_dir>/models.config`` is then rewritten.
     Returns the version directory.
     """
-    model_dir = pathlib.Path(base_dir) / name
-    model_dir.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=".tmp-", dir=model_dir))
-    try:
-        os.chmod(staging, 0o755)
-        tf.saved_model.save(pipeline, str(staging), signatures=pipeline.signatures())
-        if warmup:
-            write_warmup(staging, warmup_logs(pipeline.example_inputs(), name))
-        target = model_dir / str(next_version(model_dir))
-        os.rename(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    write_models_config(base_dir)
-    return target
+    return export_module(pipeline, base_dir, name, warmup)

@@ -8,6 +8,7 @@ SavedModel and TF Serving runs it as is (unlike TFRS's ScaNN layer, which needs 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -47,19 +48,30 @@ def ids_variable(ids, num_items: int):
     return tf.Variable(strings, trainable=False, name="ids")
 
 
-def save_module(module: tf.Module, path, signatures) -> Path:
-    """Saves `module` as a SavedModel at `path` atomically (temp directory, then rename)."""
+@contextlib.contextmanager
+def staged_directory(path):
+    """Yields a hidden temporary directory beside `path` that replaces `path` on success.
+
+    Whatever the block writes appears at `path` all at once; on an error nothing is left
+    behind and an existing `path` is untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
     try:
-        tf.saved_model.save(module, str(staging), signatures=signatures)
+        yield staging
         if path.exists():
             shutil.rmtree(path)
         os.replace(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return path
+
+
+def save_module(module: tf.Module, path, signatures) -> Path:
+    """Saves `module` as a SavedModel at `path` atomically (temp directory, then rename)."""
+    with staged_directory(path) as staging:
+        tf.saved_model.save(module, str(staging), signatures=signatures)
+    return Path(path)
 
 
 class BruteForce(tf.Module):

@@ -10,14 +10,11 @@ but they cannot live inside a SavedModel. ``faiss-cpu`` is an optional dependenc
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from tfrec.retrieval.brute_force import check_vectors
+from tfrec.retrieval.brute_force import check_vectors, staged_directory
 
 KINDS = ("ivf_flat", "hnsw", "flat")
 _INDEX_FILE = "index.faiss"
@@ -147,21 +144,13 @@ class FaissIndex:
     def save(self, path) -> Path:
         """Writes the index, ids and settings to directory `path` atomically."""
         faiss = _faiss()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
-        try:
+        with staged_directory(path) as staging:
             faiss.write_index(self.index, str(staging / _INDEX_FILE))
             if self.ids is not None:
                 np.save(staging / _IDS_FILE, self.ids, allow_pickle=False)
             meta = {"kind": self.kind, "ntotal": int(self.index.ntotal), "dim": self.dim}
             (staging / _META_FILE).write_text(json.dumps(meta))
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(staging, path)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return path
+        return Path(path)
 
     @classmethod
     def load(cls, path) -> FaissIndex:

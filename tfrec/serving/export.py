@@ -101,6 +101,14 @@ def write_models_config(base_dir, serving_root: str = "/models") -> pathlib.Path
     return base_dir / MODELS_CONFIG
 
 
+def _check_name(name) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(
+            "`name` must be letters, digits, '_' or '-', not starting with '_' or '-' "
+            f"(it is a directory and TF Serving's model name). Received: name={name!r}"
+        )
+
+
 def _publish(staging: pathlib.Path, model_dir: pathlib.Path) -> pathlib.Path:
     """Renames the finished staging directory to the next free version number."""
     for _ in range(100):
@@ -150,12 +158,22 @@ def export_model(
     Returns:
       The new version directory, e.g. ``saved_models/deepfm/3``.
     """
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(
-            "`name` must be letters, digits, '_' or '-', not starting with '_' or '-' "
-            f"(it is a directory and TF Serving's model name). Received: name={name!r}"
-        )
+    _check_name(name)
     module = ServingModule(model, store, seen, movie_titles, cold_start, popularity)
+    return export_module(module, base_dir, name, warmup, serving_root)
+
+
+def export_module(
+    module, base_dir="saved_models", name: str = "deepfm", warmup=True, serving_root="/models"
+) -> pathlib.Path:
+    """Saves a servable `tf.Module` as the next version of ``<base_dir>/<name>``.
+
+    Shared by `export_model` and `tfrec.pipeline.export_pipeline`: `module` provides
+    ``signatures()`` and ``example_inputs()``. The SavedModel (plus warmup requests) is written
+    to a hidden temporary directory, renamed to its integer version only when complete, and
+    ``<base_dir>/models.config`` is then rewritten. Returns the version directory.
+    """
+    _check_name(name)
     base_dir = pathlib.Path(base_dir)
     model_dir = base_dir / name
     created = not model_dir.exists()
