@@ -159,7 +159,7 @@ def throughput(args, gflops: dict) -> dict:
     return rows
 
 
-def scoring(args, gflops: dict) -> dict:
+def scoring(args) -> dict:
     """Full-catalogue pairs/s, plain vs factorised, for the paper and the `make run` shapes."""
     data = ranking_data()
     n = data.movielens.num_movies
@@ -307,7 +307,7 @@ def main(argv=None) -> None:
     if "throughput" in sections:
         throughput(args, gflops)
     if "scoring" in sections:
-        scoring(args, gflops)
+        scoring(args)
     if "quality" in sections:
         quality(args)
 
