@@ -4,8 +4,9 @@ Importing tfrec selects Keras 2 for TensorFlow (TensorFlow Recommenders requires
 does nothing else heavy: subpackages load when first used.
 """
 
-from tfrec._keras import select_keras2
+from tfrec._keras import guard_scann, select_keras2
 
+guard_scann()
 select_keras2()
 
 __version__ = "0.1.0"

@@ -1,14 +1,19 @@
 """The `tfrec` command: fetch data, train, evaluate, export and recommend from a shell.
 
     tfrec data fetch --variant 100k          # download (or reuse the cache) and summarise
+    tfrec models                             # registered models, defaults, presets
     tfrec train deepfm --epochs 20           # train on the leave-one-out split, save to runs/
+    tfrec train --preset movielens-100k      # the tuned configuration `make run` trains
     tfrec evaluate --model-dir runs/deepfm   # sampled and full ranking next to popularity
     tfrec export --model-dir runs/deepfm     # a TF Serving SavedModel in saved_models/deepfm/<n>
     tfrec recommend --user 196 --k 10        # top-k titles from the latest export
     tfrec run                                # everything above, as `make run` does
 
-Hyperparameters come from a JSON config file (`--config`) and/or `--set name=value` flags
-(values parsed as JSON, e.g. `--set dnn_units=[128,64]`); flags win.
+Hyperparameters and training settings come from a preset (`--preset`), a JSON config file
+(`--config`) and/or `--set name=value` flags (values parsed as JSON, e.g.
+`--set dnn_units=[128,64]`); later sources win. Every default lives in the model registry
+(`tfrec models` prints them): training settings are the keys of `TRAIN_DEFAULTS`, everything
+else is a hyperparameter of the model.
 """
 
 from __future__ import annotations
@@ -17,19 +22,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-DEFAULT_TRAIN = {
-    "epochs": 20,
-    "batch_size": 2048,
-    "learning_rate": 2e-3,
-    "optimizer": "adam",
-    "num_negatives": 8,
-    "patience": 3,
-    "monitor": "val_sampled_ndcg@10",
-    "history_length": 20,
-    "seed": 0,
-}
-"""Training settings (everything else given with --set/--config is a model hyperparameter)."""
 
 
 def _parse_sets(items: list[str]) -> dict:
@@ -56,11 +48,12 @@ def _load_config(path: str | None) -> dict:
         raise SystemExit(f"Config file {path} is not valid JSON: {err}") from None
 
 
-def _split_hparams(model: str, settings: dict) -> tuple[dict, dict]:
-    """Separates training settings (epochs, batch size...) from model hyperparameters."""
-    train = dict(DEFAULT_TRAIN)
-    train.update({k: v for k, v in settings.items() if k in DEFAULT_TRAIN})
-    model_hp = {k: v for k, v in settings.items() if k not in DEFAULT_TRAIN}
+def _split_settings(settings: dict) -> tuple[dict, dict]:
+    """Separates training settings (`TRAIN_DEFAULTS` keys) from model hyperparameters."""
+    from tfrec.models import TRAIN_DEFAULTS
+
+    train = {k: v for k, v in settings.items() if k in TRAIN_DEFAULTS}
+    model_hp = {k: v for k, v in settings.items() if k not in TRAIN_DEFAULTS}
     return train, model_hp
 
 
@@ -79,21 +72,34 @@ def cmd_data_fetch(args) -> None:
 
 def cmd_train(args) -> None:
     from tfrec import workflow
+    from tfrec.models import preset
 
-    settings = {**_load_config(args.config), **_parse_sets(args.set)}
+    model, settings = args.model, {}
+    if args.preset:
+        chosen = preset(args.preset)
+        if model not in (None, chosen.model):
+            raise ValueError(
+                f"Preset {args.preset!r} trains {chosen.model!r}. Received: model={model!r}. "
+                "Fix: drop the model name or the preset."
+            )
+        model, settings = chosen.model, {**chosen.hparams, **chosen.train}
+    if model is None:
+        raise ValueError("Name a model (e.g. `tfrec train deepfm`) or a --preset.")
+    settings.update(_load_config(args.config))
+    settings.update(_parse_sets(args.set))
     for flag in ("epochs", "batch_size", "learning_rate"):
         if getattr(args, flag) is not None:
             settings[flag] = getattr(args, flag)
-    train_cfg, model_hp = _split_hparams(args.model, settings)
-    output = Path(args.output or f"runs/{args.model}")
+    train_cfg, model_hp = _split_settings(settings)
+    output = Path(args.output or f"runs/{model}")
     source = {
         "variant": args.variant,
         "source": args.source,
         "data_dir": args.data_dir,
         "path": args.path,
     }
-    result = workflow.train(args.model, source, model_hp, train_cfg, output)
-    print(workflow.format_results({args.model: result.metrics}))
+    result = workflow.train(model, source, model_hp, train_cfg, output)
+    print(workflow.format_results({model: result.metrics}))
     print(f"saved to {output}")
 
 
@@ -106,7 +112,9 @@ def cmd_evaluate(args) -> None:
 def cmd_export(args) -> None:
     from tfrec import workflow
 
-    path = workflow.export_run(Path(args.model_dir), base_dir=Path(args.base_dir), name=args.name)
+    path = workflow.export_run(
+        Path(args.model_dir), base_dir=Path(args.base_dir), name=args.name, as_of=args.as_of
+    )
     print(f"exported to {path}")
 
 
@@ -145,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.set_defaults(func=cmd_data_fetch)
 
     train = sub.add_parser("train", help="train a model on the leave-one-out split")
-    train.add_argument("model", help="model name, e.g. deepfm (see `tfrec models`)")
+    train.add_argument("model", nargs="?", help="model name, e.g. deepfm (see `tfrec models`)")
+    train.add_argument("--preset", help="a tuned configuration (see `tfrec models`)")
     data_args(train)
     train.add_argument("--config", help="JSON file of hyperparameters and training settings")
     train.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one setting")
@@ -163,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model-dir", default="runs/deepfm")
     export.add_argument("--base-dir", default="saved_models")
     export.add_argument("--name", help="model name under base-dir (default: the run's model)")
+    export.add_argument(
+        "--as-of",
+        default="all",
+        choices=("all", "test", "valid"),
+        help="what the export knows: all ratings (serving) or only those before a split",
+    )
     export.set_defaults(func=cmd_export)
 
     rec = sub.add_parser("recommend", help="top-k movies for a user from an exported model")
@@ -183,10 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_models() -> None:
-    from tfrec.models import available_models, model_defaults
+    from tfrec.models import PRESETS, TRAIN_DEFAULTS, available_models, model_defaults
 
+    print("models (hyperparameter defaults):")
     for name in available_models():
-        print(f"{name}: {json.dumps(model_defaults(name))}")
+        print(f"  {name}: {json.dumps(model_defaults(name))}")
+    print(f"training settings (defaults): {json.dumps(TRAIN_DEFAULTS)}")
+    print("presets:")
+    for name, chosen in PRESETS.items():
+        settings = {**chosen.hparams, **chosen.train}
+        print(f"  {name}: {chosen.model} {json.dumps(settings)}")
 
 
 def main(argv: list[str] | None = None) -> int:

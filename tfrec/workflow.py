@@ -1,8 +1,11 @@
 """End-to-end jobs behind the CLI: train a registered model, evaluate it, export it, recommend.
 
-A *run directory* holds what a later command needs: the Keras SavedModel (`keras/`) and
-`run.json` (model name, data variant and source, hyperparameters, metrics, history). The
-data split is recomputed from the variant, deterministically, instead of being stored.
+A *run directory* holds what a later command needs, in a form that loads without running any
+code from it: ``model.json`` (the model's Keras config; only tfrec's registered classes and
+Keras' built-in preprocessing, embedding and dense layers are accepted), ``weights/`` (a
+TensorFlow checkpoint: tensors only) and ``run.json`` (model name, data variant and source,
+hyperparameters, training settings, metrics, history). The data split is recomputed from the
+variant, deterministically, instead of being stored. Run directories are replaced atomically.
 """
 
 from __future__ import annotations
@@ -18,22 +21,20 @@ import numpy as np
 import tensorflow as tf
 
 from tfrec.baselines import Popularity
-from tfrec.data import load_movielens
-from tfrec.evaluation import format_table
-from tfrec.models import build_model
-from tfrec.training import RankingData, feature_store, fit
+from tfrec.data import SplitData, load_movielens
+from tfrec.evaluation import evaluate, evaluate_model, format_table
+from tfrec.features.inputs import ModelInputs
+from tfrec.models import TRAIN_DEFAULTS, build_model, preset
+from tfrec.training import fit
 
-# Chosen by the search recorded in benchmarks/RESULTS.md (DeepFM on ml-100k leave-one-out).
-RUN_MODEL = "deepfm"
-RUN_HPARAMS = {"embedding_dim": 32, "dnn_units": [128, 64], "dropout": 0.1}
-RUN_TRAIN = {
-    "epochs": 12,
-    "batch_size": 2048,
-    "learning_rate": 2e-3,
-    "num_negatives": 8,
-    "patience": 3,
-    "monitor": "val_sampled_ndcg@10",
-}
+RUN_PRESET = "movielens-100k"
+"""The preset `make run` trains (see `tfrec.models.PRESETS`)."""
+
+SAFE_KERAS_CLASSES = frozenset(
+    {"StringLookup", "Hashing", "Discretization", "Embedding", "Dense", "BatchNormalization",
+     "Activation", "Dropout"}
+)  # fmt: skip
+"""Keras classes a run directory's model config may name besides tfrec's own."""
 
 
 @dataclass
@@ -41,78 +42,79 @@ class TrainResult:
     """A trained model with the data it was trained on, its metrics and Keras history."""
 
     model: tf.keras.Model
-    data: RankingData
+    data: SplitData
     metrics: dict
     history: dict
 
 
-def load_data(
-    variant="100k", source="auto", data_dir=None, path=None, history_length=20
-) -> RankingData:
-    """MovieLens `variant` as a leave-one-out `RankingData`."""
+def load_data(variant="100k", source="auto", data_dir=None, path=None) -> SplitData:
+    """MovieLens `variant` split leave-one-out."""
     ml = load_movielens(variant, source=source, data_dir=data_dir, path=path)
-    return RankingData.from_movielens(ml, history_length=history_length)
+    return SplitData.from_movielens(ml)
 
 
-def train_model(name, data: RankingData, model_hp: dict, train_cfg: dict) -> TrainResult:
+def train_model(name, data: SplitData, model_hp: dict, train_cfg: dict, verbose="auto"):
     """Builds model `name` adapted to the training rows, fits it, evaluates it on test."""
-    model = build_model(name, data.example_table(), **model_hp)
+    model = build_model(name, data, **model_hp)
     start = time.perf_counter()
-    # `history_length` shaped `data` already; every other setting is fit's (a typo fails loudly).
-    history = fit(model, data, **{k: v for k, v in train_cfg.items() if k != "history_length"})
+    history = fit(model, data, verbose=verbose, **train_cfg)
     seconds = time.perf_counter() - start
-    metrics = flatten(data.evaluate(data.score_fn(model, "test"), "test"))
+    metrics = evaluate_model(model, data, "test")
     metrics["epochs"] = len(history.history.get("loss", []))
     metrics["train_seconds"] = round(seconds, 1)
-    return TrainResult(
-        model, data, metrics, {k: [float(x) for x in v] for k, v in history.history.items()}
-    )
+    logs = {k: [float(x) for x in v] for k, v in history.history.items()}
+    return TrainResult(model, data, metrics, logs)
 
 
-def flatten(results: dict) -> dict:
-    """{"sampled": {"hr@10": ...}, "full": {...}} -> {"sampled hr@10": ..., "full hr@10": ...}."""
-    return {
-        f"{protocol} {name}": value
-        for protocol, metrics in results.items()
-        for name, value in metrics.items()
-        if name != "protocol"
-    }
-
-
-def baseline_metrics(data: RankingData, split="test") -> dict:
+def baseline_metrics(data: SplitData, split="test") -> dict:
     """Leave-one-out metrics of the popularity baseline, for context next to any model."""
-    seen = data.exclude[split]
+    known = data.known(split)
     pop = Popularity().fit(
-        seen["user_index"], seen["movie_index"], data.movielens.num_users, data.movielens.num_movies
+        known["user_index"], known["movie_index"], data.num_users, data.num_items
     )
-    return flatten(data.evaluate(pop.score_fn, split))
+    users, targets = data.targets(split)
+    return evaluate(pop.score_fn, users, targets, data.num_items, data.seen(split))
 
 
-_COLUMNS = ("sampled hr@10", "sampled ndcg@10", "full hr@10", "full ndcg@10", "full mrr")
+HEADLINE = ("sampled_hr@10", "sampled_ndcg@10", "full_hr@10", "full_ndcg@10", "full_mrr")
 
 
 def format_results(rows: dict) -> str:
     """A table of the headline metrics (both protocols) for each named row."""
-    return format_table({name: {c: m[c] for c in _COLUMNS if c in m} for name, m in rows.items()})
+    return format_table({name: {c: m[c] for c in HEADLINE if c in m} for name, m in rows.items()})
 
 
-def train(name, source: dict, model_hp, train_cfg, output: Path) -> TrainResult:
-    """`tfrec train`: train `name` on the data `source` describes (variant, source, data_dir,
-    path: the arguments of `load_movielens`) and save the run directory `output`."""
-    data = load_data(**source, history_length=train_cfg.get("history_length", 20))
-    result = train_model(name, data, model_hp, train_cfg)
-    save_run(result, output, name, source, model_hp, train_cfg)
-    return result
+# ---------------------------------------------------------------------- run directories
+
+
+def _swap_in(staging: Path, output: Path) -> None:
+    """Replaces `output` by `staging` so that one of them always exists whole."""
+    old = output.parent / f".old-{output.name}"
+    if output.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(output, old)
+    os.replace(staging, output)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_run(output: Path) -> None:
+    """Puts back a run that a crash left renamed aside in the middle of `_swap_in`."""
+    output = Path(output)
+    old = output.parent / f".old-{output.name}"
+    if old.exists() and not output.exists():
+        os.replace(old, output)
 
 
 def save_run(result: TrainResult, output: Path, name, source: dict, model_hp, train_cfg) -> None:
-    """Writes the run directory atomically (temp dir, then rename)."""
+    """Writes the run directory into a temporary sibling, then swaps it in atomically."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.parent / f".tmp-{output.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    recover_run(output)
+    staging = output.parent / f".tmp-{output.name}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
     try:
-        result.model.save(tmp / "keras")
+        staging.mkdir()
+        save_model(result.model, staging)
         meta = {
             "model": name,
             "data": {k: (str(v) if v is not None else None) for k, v in source.items()},
@@ -121,61 +123,112 @@ def save_run(result: TrainResult, output: Path, name, source: dict, model_hp, tr
             "metrics": result.metrics,
             "history": result.history,
         }
-        (tmp / "run.json").write_text(json.dumps(meta, indent=2, default=float))
-        if output.exists():
-            shutil.rmtree(output)
-        os.replace(tmp, output)
+        (staging / "run.json").write_text(json.dumps(meta, indent=2, default=_jsonable))
+        _swap_in(staging, output)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple | np.ndarray):
+        return list(value)
+    raise TypeError(f"Not JSON serializable: {type(value).__name__}")
+
+
+def save_model(model, directory: Path) -> None:
+    """Writes ``model.json`` (the Keras config) and ``weights/`` (a checkpoint) into `directory`."""
+    directory = Path(directory)
+    config = tf.keras.layers.serialize(model)
+    for key in ("compile_config", "build_config"):  # rebuilt on load, never trusted
+        config.pop(key, None)
+    (directory / "model.json").write_text(json.dumps(config, default=_jsonable))
+    model.save_weights(str(directory / "weights" / "model"))
+
+
+def load_model(directory: Path, data: SplitData):
+    """The model `save_model` wrote, rebuilt from trusted classes only, with its weights."""
+    path = Path(directory) / "model.json"
+    if not path.exists():
+        raise FileNotFoundError(f"No model.json in {directory}. Fix: save it with save_model.")
+    config = json.loads(path.read_text())
+    check_config(config, str(path))
+    model = tf.keras.layers.deserialize(config)
+    inputs = ModelInputs.build(model, data, "test")
+    model(inputs.gather(tf.constant([0]), tf.constant([0])), training=False)
+    model.load_weights(str(Path(directory) / "weights" / "model")).expect_partial()
+    return model
+
+
+def check_config(config, where="model.json") -> None:
+    """Raises ValueError if a serialized model names a class tfrec does not trust to load."""
+    if isinstance(config, dict):
+        name = config.get("class_name")
+        if isinstance(name, str) and "config" in config:
+            registered = str(config.get("registered_name") or "").startswith("tfrec>")
+            builtin = str(config.get("module", "")).startswith("keras.") and (
+                name in SAFE_KERAS_CLASSES
+            )
+            if not (registered or builtin):
+                raise ValueError(
+                    f"{where} names the class {name!r}, which a tfrec run directory never "
+                    "contains (only tfrec models and Keras' built-in layers are loaded; a "
+                    "Lambda or custom layer could run code). Fix: train the run with "
+                    "`tfrec train`, and only load run directories you trust."
+                )
+        for value in config.values():
+            check_config(value, where)
+    elif isinstance(config, list):
+        for value in config:
+            check_config(value, where)
 
 
 def load_run(run_dir: Path):
-    """(model, RankingData, run metadata) of a run directory written by `tfrec train`."""
+    """(model, SplitData, run metadata) of a run directory written by `tfrec train`."""
     run_dir = Path(run_dir)
+    recover_run(run_dir)
     meta_path = run_dir / "run.json"
-    if not meta_path.exists():
+    if not meta_path.exists() or not (run_dir / "model.json").exists():
         raise FileNotFoundError(
-            f"No trained run at {run_dir} (missing run.json). Fix: `tfrec train deepfm --output {run_dir}`."
+            f"No trained run at {run_dir} (missing run.json or model.json). Fix: "
+            f"`tfrec train deepfm --output {run_dir}`."
         )
     meta = json.loads(meta_path.read_text())
-    data = load_data(**meta["data"], history_length=meta["train"].get("history_length", 20))
-    model = tf.keras.models.load_model(run_dir / "keras", compile=False)
-    return model, data, meta
+    data = load_data(**meta["data"])
+    return load_model(run_dir, data), data, meta
+
+
+def train(name, source: dict, model_hp, train_cfg, output: Path, verbose="auto") -> TrainResult:
+    """`tfrec train`: train `name` on the data `source` describes (variant, source, data_dir,
+    path: the arguments of `load_movielens`) and save the run directory `output`."""
+    data = load_data(**source)
+    result = train_model(name, data, model_hp, train_cfg, verbose=verbose)
+    save_run(result, output, name, source, model_hp, train_cfg)
+    return result
 
 
 def evaluate_run(run_dir: Path, with_baseline=True) -> dict:
     """`tfrec evaluate`: test metrics of a saved run, next to popularity."""
     model, data, meta = load_run(run_dir)
-    rows = {meta["model"]: flatten(data.evaluate(data.score_fn(model, "test"), "test"))}
+    rows = {meta["model"]: evaluate_model(model, data, "test")}
     if with_baseline:
         rows["popularity"] = baseline_metrics(data)
     return rows
 
 
-def export_trained(model, data: RankingData, base_dir: Path, name: str) -> Path:
-    """Exports for TF Serving with everything known at export time: every rating counts as
-    seen (never recommended again) and as history; popularity drives cold start."""
+def export_trained(model, data: SplitData, base_dir: Path, name: str, as_of="all") -> Path:
+    """Exports for TF Serving; with ``as_of="all"`` every rating counts as seen (never
+    recommended again) and as history, and popularity drives cold start."""
     from tfrec.serving import export_model
 
-    ml = data.movielens
-    ratings = ml.ratings
-    store = feature_store(ml, ratings, data.history_length)
-    popularity = np.bincount(ratings["movie_index"], minlength=ml.num_movies)
-    return export_model(
-        model,
-        store,
-        seen=(ratings["user_id"], ratings["movie_id"]),
-        movie_titles=ml.movies["movie_title"],
-        base_dir=base_dir,
-        name=name,
-        popularity=popularity,
-    )
+    return export_model(model, data, as_of=as_of, base_dir=base_dir, name=name)
 
 
-def export_run(run_dir: Path, base_dir: Path, name: str | None = None) -> Path:
+def export_run(run_dir: Path, base_dir: Path, name: str | None = None, as_of="all") -> Path:
     """`tfrec export`: the run's model as `base_dir/<name>/<next version>/`."""
     model, data, meta = load_run(run_dir)
-    return export_trained(model, data, Path(base_dir), name or meta["model"])
+    return export_trained(model, data, Path(base_dir), name or meta["model"], as_of)
 
 
 def recommend_lines(model_path: Path, user: str, k: int) -> list[str]:
@@ -184,20 +237,18 @@ def recommend_lines(model_path: Path, user: str, k: int) -> list[str]:
 
     recommend = load_recommender(model_path)
     ids, scores, titles = recommend([str(user)], k)
-    lines = [f"Top {k} for user {user}:"]
+    lines = [f"Top {len(ids[0])} for user {user}:"]
     for rank, (movie, score, title) in enumerate(zip(ids[0], scores[0], titles[0], strict=True), 1):
-        lines.append(f"{rank:3d}. {_text(title)}  (movie {_text(movie)}, score {float(score):.3f})")
+        if movie:
+            lines.append(f"{rank:3d}. {title}  (movie {movie}, score {float(score):.3f})")
     return lines
 
 
-def _text(value) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
 def main_job(epochs=None, base_dir=Path("saved_models"), user="196", variant="100k") -> dict:
-    """`make run`: data, DeepFM training with early stopping, both protocols next to
+    """`make run`: data, the `RUN_PRESET` model with early stopping, both protocols next to
     popularity, export for TF Serving, and top-10 titles for one user."""
-    data = load_data(variant, history_length=20)
+    chosen = preset(RUN_PRESET)
+    data = load_data(variant)
     ml = data.movielens
     print(
         f"MovieLens {ml.variant} (source: {ml.source}): {ml.num_users:,} users, "
@@ -205,15 +256,20 @@ def main_job(epochs=None, base_dir=Path("saved_models"), user="196", variant="10
     )
     sizes = " / ".join(f"{len(part['user_index']):,}" for part in data.split)
     print(f"leave-one-out split (train / valid / test): {sizes}")
-    train_cfg = dict(RUN_TRAIN, **({"epochs": epochs} if epochs else {}))
-    print(f"training {RUN_MODEL} {RUN_HPARAMS} {train_cfg}")
-    result = train_model(RUN_MODEL, data, RUN_HPARAMS, train_cfg)
-    rows = {RUN_MODEL: result.metrics, "popularity": baseline_metrics(data)}
+    train_cfg = dict(chosen.train, **({"epochs": epochs} if epochs else {}))
+    print(f"training {chosen.model} (preset {RUN_PRESET}): {chosen.hparams} {train_cfg}")
+    print(f"(other training settings: {_defaults_except(train_cfg)})")
+    result = train_model(chosen.model, data, chosen.hparams, train_cfg)
+    rows = {chosen.model: result.metrics, "popularity": baseline_metrics(data)}
     print("\nTest metrics (leave-one-out; sampled = target among 99 uniform negatives):")
     print(format_results(rows))
     print(f"({result.metrics['epochs']} epochs, {result.metrics['train_seconds']} s)")
-    path = export_trained(result.model, data, Path(base_dir), RUN_MODEL)
+    path = export_trained(result.model, data, Path(base_dir), chosen.model)
     print(f"\nexported to {path}")
     for line in recommend_lines(path, user, 10):
         print(line)
     return rows
+
+
+def _defaults_except(train_cfg: dict) -> dict:
+    return {k: v for k, v in TRAIN_DEFAULTS.items() if k not in train_cfg}

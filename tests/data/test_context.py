@@ -23,15 +23,15 @@ def test_recent_history_by_hand(ratings):
     assert history.dtype.kind == "U" and history.shape == (10, 2)
     assert history.tolist() == [
         ["", ""],  # row 0: user 1's first rating (t=100)
-        ["3", "1"],  # row 1 (t=300): rows 2 (t=200) and 0 before it; row 3 ties but is later
-        ["1", ""],  # row 2 (t=200)
-        ["2", "3"],  # row 3 (t=300, after row 1 in file order)
+        ["1", "3"],  # row 1 (t=300): rows 0 and 2 (t=200) before it; row 3 ties but is later
+        ["", "1"],  # row 2 (t=200)
+        ["3", "2"],  # row 3 (t=300, after row 1 in file order)
         ["", ""],
-        ["1", ""],
+        ["", "1"],
         ["", ""],
-        ["2", ""],
-        ["3", "2"],
-        ["4", "3"],
+        ["", "2"],
+        ["2", "3"],
+        ["3", "4"],
     ]
 
 
@@ -41,14 +41,14 @@ def test_recent_history_never_leaks_the_row_or_later_rows(ratings):
     for row in range(10):
         same_user = np.flatnonzero(ratings["user_id"] == ratings["user_id"][row])
         earlier = [r for r in same_user if key[r] < key[row]]
-        expected = [ratings["movie_id"][r] for r in sorted(earlier, key=key.__getitem__)][::-1]
-        assert history[row].tolist() == expected + [""] * (5 - len(expected))
+        expected = [ratings["movie_id"][r] for r in sorted(earlier, key=key.__getitem__)]
+        assert history[row].tolist() == [""] * (5 - len(expected)) + expected
 
 
 def test_last_history(ratings):
     out = last_history(ratings, length=3)
     assert out["user_id"].tolist() == ["1", "2", "3"]
-    assert out["history"].tolist() == [["5", "2", "3"], ["4", "1", ""], ["5", "4", "3"]]
+    assert out["history"].tolist() == [["3", "2", "5"], ["", "1", "4"], ["3", "4", "5"]]
     aligned = last_history(ratings, np.array(["3", "9", "1", "2"]), length=1)
     assert aligned["user_id"].tolist() == ["3", "9", "1", "2"]
     assert aligned["history"].tolist() == [["5"], [""], ["5"], ["4"]]  # user 9: no ratings

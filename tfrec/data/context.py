@@ -3,8 +3,9 @@
 Why this exists: sequential and context-aware models condition on what a user watched before.
 For training rows the history must be strictly earlier than the row (no leakage of the label or
 of the future); at serving / evaluation time a user's context is the tail of what is known.
-Time order is (timestamp, file order), as in :mod:`tfrec.data.splits`. Histories list movie_ids
-most recent first, padded with "" on the right.
+Time order is (timestamp, file order), as in :mod:`tfrec.data.splits`. Histories are ordered
+sequences: movie_ids oldest to newest with the most recent in the last column, padded with ""
+on the left, so a sequence model reads them as they are and a pooling model ignores the order.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def _movie_ids(ratings: Table) -> np.ndarray:
 def recent_history(ratings: Table, length: int = 20) -> np.ndarray:
     """For each rating, the movie_ids of the same user's ``length`` latest *earlier* ratings.
 
-    Returns a unicode array [num_ratings, length], most recent first, "" padded. A row's history
+    Returns a unicode array [num_ratings, length], oldest to newest (the latest earlier rating in
+    the last column), "" padded on the left. A row's history
     holds only ratings strictly before it in (timestamp, file order), so computing it on the
     full table never leaks the row itself or anything later into its features. Memory is
     num_ratings x length x (4 bytes per id character), e.g. 32 MB for ml-100k at length 20.
@@ -51,14 +53,14 @@ def recent_history(ratings: Table, length: int = 20) -> np.ndarray:
     history = np.full((order.size, length), "", dtype=movies.dtype)
     for lag in range(1, length + 1):  # loop over history slots, vectorized over rows
         rows = np.flatnonzero(rank >= lag)
-        history[rows, lag - 1] = ordered[rows - lag]
+        history[rows, length - lag] = ordered[rows - lag]
     out = np.empty_like(history)
     out[order] = history
     return out
 
 
 def last_history(ratings: Table, user_ids: np.ndarray | None = None, length: int = 20) -> Table:
-    """Per user, the movie_ids of their ``length`` latest ratings (most recent first, "" padded).
+    """Per user, the movie_ids of their ``length`` latest ratings (oldest to newest, "" left-padded).
 
     Returns ``{"user_id": U [n_users], "history": U [n_users, length]}``. With ``user_ids`` (e.g.
     ``MovieLens.user_ids``) rows follow that universe and users without ratings get an empty
@@ -83,5 +85,5 @@ def last_history(ratings: Table, user_ids: np.ndarray | None = None, length: int
     from_end = size - 1 - rank
     keep = from_end < length
     history = np.full((universe.size, length), "", dtype=movies.dtype)
-    history[user[order][keep], from_end[keep]] = movies[order][keep]
+    history[user[order][keep], length - 1 - from_end[keep]] = movies[order][keep]
     return {"user_id": universe, "history": history}

@@ -250,7 +250,7 @@ def read_dataset(
     Shards are listed and interleaved (``cycle_length`` read at once, in parallel); each
     record is a block of rows, parsed whole and re-batched to `batch_size`. With
     ``shuffle=False`` rows come back in generation order. `columns` selects columns and
-    `rename` maps column names to model input keys (see `deepfm_for`)."""
+    `rename` maps column names to model input keys (see `tfrec.features.scale_towers`)."""
     schema = load_schema(directory)
     specs = {k: c for k, c in schema["columns"].items() if columns is None or k in columns}
     pattern = str(Path(directory) / "part-*.tfrecord")
@@ -275,33 +275,6 @@ def read_dataset(
     if shuffle:
         ds = ds.shuffle(8, seed=seed)
     return ds.rebatch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def deepfm_for(schema: dict, embedding_dim=16, **deepfm_kwargs):
-    """A `DeepFM` over the schema's columns and the `rename` map `read_dataset` needs.
-
-    Categorical columns become id embeddings with one row per id (`Categorical` hashing-style
-    encoders fed pre-computed ids, so no string work per row); dense columns become numeric
-    fields. Columns with ``side == "user"`` form the user tower, the rest the item tower."""
-    from tfrec.features.encoders import CategoricalEncoder, NumericEncoder
-    from tfrec.models.deepfm import DeepFM
-    from tfrec.towers import Tower
-
-    towers, rename = {"user": [], "item": []}, {}
-    for name, column in schema["columns"].items():
-        if column["side"] == "label":
-            continue
-        if column["vocabulary"]:
-            encoder = CategoricalEncoder(
-                name, hash_bins=column["vocabulary"], embedding_dim=embedding_dim, name=name
-            )
-        else:
-            encoder = NumericEncoder(name, embedding_dim=embedding_dim, name=name)
-        towers[column["side"]].append(encoder)
-        rename[name] = f"{column['side']}_tower/{name}"
-    user = Tower(towers["user"], name="user_tower")
-    item = Tower(towers["item"], name="item_tower")
-    return DeepFM(user, item, **deepfm_kwargs), rename
 
 
 def main(argv=None) -> None:

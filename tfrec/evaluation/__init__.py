@@ -1,11 +1,11 @@
-"""Honest evaluation for recommenders: metrics, ranking protocols and result tables.
+"""Honest evaluation for recommenders: metrics, ranking protocols and any model's scores.
 
-Everything here is numpy: a model is seen through a score function
-`score_fn(user_index [B], item_index [B, C]) -> scores [B, C]`, so any model (Keras, TFRS,
-the classical baselines in `tfrec.baselines`) is evaluated by the same, tested code.
+Protocols are numpy: a model is seen through a score function
+`score_fn(user_index [B], item_index [B, C]) -> scores [B, C]`, so Keras models (through
+`CatalogueScorer` and the model contract) and the classical baselines in `tfrec.baselines` are
+evaluated by the same, tested code. Results are flat dicts keyed ``"<protocol>_<metric>"``.
 """
 
-from tfrec.evaluation.exclude import ExcludeSet
 from tfrec.evaluation.metrics import (
     auc,
     hit_rate_at_k,
@@ -26,13 +26,14 @@ from tfrec.evaluation.protocols import (
     pointwise,
     sampled_ranking,
 )
-from tfrec.evaluation.sampling import NegativeSampler
+from tfrec.evaluation.scoring import CatalogueScorer, encode_catalogue, evaluate_model, score_fn
 
 __all__ = [
-    "ExcludeSet",
-    "NegativeSampler",
+    "CatalogueScorer",
     "auc",
+    "encode_catalogue",
     "evaluate",
+    "evaluate_model",
     "format_table",
     "full_ranking",
     "hit_rate_at_k",
@@ -46,5 +47,6 @@ __all__ = [
     "rank_of_targets",
     "recall_at_k",
     "sampled_ranking",
+    "score_fn",
     "topk_metrics",
 ]

@@ -14,13 +14,19 @@ Two leave-one-out protocols, both ranking each user's held-out target:
   NCF-style "1 + 99" protocol). Cheaper but known to distort model comparisons (Krichene & Rendle,
   2020), so it is labelled as such in every result.
 
-The items to exclude are given as an `ExcludeSet` (CSR: indptr [num_users + 1], indices), or as
-that (indptr, indices) pair, or None; build it with `ExcludeSet.from_pairs(users, items, ...)`.
+The items to exclude are given as a `tfrec.data.SeenItems` (CSR: indptr [num_users + 1],
+indices), or as that (indptr, indices) pair, or None; build it with
+`SeenItems.from_pairs(users, items, ...)`. `evaluate` runs both protocols and returns one flat
+dict keyed ``"<protocol>_<metric>"`` (``"full_hr@10"``, ``"sampled_ndcg@10"``): the one key style
+of tfrec, also used (with Keras' ``val_`` prefix) in training logs.
 """
+
+import warnings
 
 import numpy as np
 
-from tfrec.evaluation.exclude import ExcludeSet
+from tfrec.data.sampling import NegativeSampler
+from tfrec.data.seen import SeenItems
 from tfrec.evaluation.metrics import (
     auc,
     hit_rate_at_k,
@@ -32,7 +38,6 @@ from tfrec.evaluation.metrics import (
     rank_of_targets,
     recall_at_k,
 )
-from tfrec.evaluation.sampling import NegativeSampler
 
 __all__ = [
     "full_ranking",
@@ -51,7 +56,7 @@ def _positive_int(value, name):
 
 
 def _prepare(user_index, target_index, num_items, exclude, ks, batch_size):
-    """Validates the shared protocol arguments; returns (users, targets, ExcludeSet, ks)."""
+    """Validates the shared protocol arguments; returns (users, targets, SeenItems, ks)."""
     num_items = _positive_int(num_items, "num_items")
     _positive_int(batch_size, "batch_size")
     users = np.asarray(user_index)
@@ -80,14 +85,14 @@ def _prepare(user_index, target_index, num_items, exclude, ks, batch_size):
             f"user_index must be non-negative. Received: user_index value {users.min()}"
         )
     if exclude is None:
-        exclude = ExcludeSet.empty(int(users.max()) + 1, num_items)
-    elif not isinstance(exclude, ExcludeSet):
+        exclude = SeenItems.empty(int(users.max()) + 1, num_items)
+    elif not isinstance(exclude, SeenItems):
         if not isinstance(exclude, tuple | list) or len(exclude) != 2:
             raise ValueError(
-                "exclude must be an ExcludeSet, an (indptr, indices) CSR pair or None; build one with "
-                f"ExcludeSet.from_pairs(users, items, num_users, num_items). Received: {type(exclude).__name__}"
+                "exclude must be a SeenItems, an (indptr, indices) CSR pair or None; build one with "
+                f"SeenItems.from_pairs(users, items, num_users, num_items). Received: {type(exclude).__name__}"
             )
-        exclude = ExcludeSet(exclude[0], exclude[1], num_items)
+        exclude = SeenItems(exclude[0], exclude[1], num_items)
     if exclude.num_items != num_items:
         raise ValueError(
             f"exclude was built for {exclude.num_items} items but num_items={num_items}. "
@@ -136,7 +141,7 @@ def full_ranking(score_fn, user_index, target_index, num_items, exclude, ks=(10,
         user_index: int array [N] (a user may repeat, one row per target).
         target_index: int array [N], held-out items.
         num_items: size of the item universe.
-        exclude: ExcludeSet, (indptr, indices) CSR pair, or None.
+        exclude: SeenItems, (indptr, indices) CSR pair, or None.
         ks: cut-offs.
         batch_size: users per score_fn call.
 
@@ -187,12 +192,12 @@ def sampled_ranking(
         user_index, target_index, num_items, exclude, ks, batch_size
     )
     num_negatives = _positive_int(num_negatives, "num_negatives")
-    sampler = NegativeSampler(num_items, exclude, distribution, item_counts, seed)
+    sampler = NegativeSampler(exclude, distribution, item_counts=item_counts, seed=seed)
     ranks = []
     for start in range(0, users.size, batch_size):
         batch_users = users[start : start + batch_size]
         batch_targets = targets[start : start + batch_size]
-        negatives = sampler.sample(batch_users, batch_targets, num_negatives)
+        negatives = sampler.sample_distinct(batch_users, batch_targets, num_negatives)
         items = np.concatenate([batch_targets[:, None], negatives], axis=1)
         scores = _score(score_fn, batch_users, items)
         ranks.append(rank_of_targets(scores, np.zeros(batch_users.size, np.int64)))
@@ -208,30 +213,44 @@ def evaluate(
     num_items,
     exclude,
     ks=(10,),
+    protocols=("sampled", "full"),
     num_negatives=99,
     distribution="uniform",
     item_counts=None,
     seed=0,
     batch_size=256,
 ):
-    """Runs both protocols and returns one flat dict with "full/..." and "sampled/..." keys, so a
-    report always shows the honest number next to the sampled one."""
-    full = full_ranking(score_fn, user_index, target_index, num_items, exclude, ks, batch_size)
-    sampled = sampled_ranking(
-        score_fn,
-        user_index,
-        target_index,
-        num_items,
-        exclude,
-        num_negatives=num_negatives,
-        distribution=distribution,
-        item_counts=item_counts,
-        seed=seed,
-        ks=ks,
-        batch_size=batch_size,
-    )
-    results = {f"full/{key}": value for key, value in full.items()}
-    results.update({f"sampled/{key}": value for key, value in sampled.items()})
+    """Runs the chosen protocols and returns one flat dict keyed ``"<protocol>_<metric>"``.
+
+    Both protocols by default, so a report always shows the honest number next to the sampled
+    one. A catalogue too small for `num_negatives` (tiny test data) samples as many as every
+    user can have, with a warning.
+    """
+    unknown = sorted(set(protocols) - {"sampled", "full"})
+    if unknown or not protocols:
+        raise ValueError(
+            f"protocols must be a non-empty subset of ('sampled', 'full'). Received: {protocols!r}"
+        )
+    results = {}
+    if "sampled" in protocols:
+        users, _, seen, _ = _prepare(user_index, target_index, num_items, exclude, ks, batch_size)
+        available = int(num_items - (seen.counts(users) + 1).max())
+        if available < num_negatives:
+            warnings.warn(
+                f"Only {available} negatives are available for some user; sampled ranking "
+                f"uses {max(available, 1)} instead of {num_negatives}.",
+                stacklevel=2,
+            )
+            num_negatives = max(available, 1)
+        sampled = sampled_ranking(
+            score_fn, user_index, target_index, num_items, exclude, num_negatives=num_negatives,
+            distribution=distribution, item_counts=item_counts, seed=seed, ks=ks,
+            batch_size=max(batch_size, 1024),
+        )  # fmt: skip
+        results.update({f"sampled_{k}": v for k, v in sampled.items() if k != "protocol"})
+    if "full" in protocols:
+        full = full_ranking(score_fn, user_index, target_index, num_items, exclude, ks, batch_size)
+        results.update({f"full_{k}": v for k, v in full.items() if k != "protocol"})
     return results
 
 

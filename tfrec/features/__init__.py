@@ -1,16 +1,45 @@
-"""Declarative feature columns, the field encoders they build, and the side-feature store."""
+"""Declarative feature columns, the encoders they build, the towers made of them, side tables.
 
-from tfrec.features.columns import Categorical, MultiCategorical, Numeric, Text, column_from_config
+Layering: `tfrec.data` -> `tfrec.features` (columns adapt to data tables and build Keras
+encoders; towers group encoders into one side of a model; the store joins side features by id)
+-> `tfrec.layers` -> `tfrec.models`.
+"""
+
+from tfrec.features.columns import (
+    Categorical,
+    ItemSequence,
+    MultiCategorical,
+    Numeric,
+    Text,
+    column_from_config,
+)
 from tfrec.features.encoders import CategoricalEncoder, NumericEncoder
+from tfrec.features.sequence import SequenceEncoder
 from tfrec.features.store import FeatureStore
+from tfrec.features.towers import (
+    RECENT_MOVIES,
+    Tower,
+    build_tower,
+    movielens_movie_columns,
+    movielens_user_columns,
+    scale_towers,
+)
 
 __all__ = [
+    "RECENT_MOVIES",
     "Categorical",
     "CategoricalEncoder",
     "FeatureStore",
+    "ItemSequence",
     "MultiCategorical",
     "Numeric",
     "NumericEncoder",
+    "SequenceEncoder",
     "Text",
+    "Tower",
+    "build_tower",
     "column_from_config",
+    "movielens_movie_columns",
+    "movielens_user_columns",
+    "scale_towers",
 ]

@@ -19,6 +19,7 @@ from tfrec.features.encoders import (
     categorical_strings,
     title_year,
 )
+from tfrec.features.sequence import SequenceEncoder
 
 
 def _column(table: dict, key: str) -> np.ndarray:
@@ -195,7 +196,46 @@ class Numeric:
         return {"class": type(self).__name__, **asdict(self)}
 
 
-_CLASSES = {c.__name__: c for c in (Categorical, MultiCategorical, Text, Numeric)}
+@dataclass(frozen=True)
+class ItemSequence:
+    """An ordered sequence of item ids (a user's history, newest last), kept as ``[B, L, k]``.
+
+    Args:
+      key: Input feature name (``[B, L']`` ids, left-padded with "").
+      max_length: L, positions kept (the newest ones).
+      shared_item_field: The candidate tower's item field whose vocabulary and table the
+        sequence uses (tied item embeddings); None for a vocabulary of its own.
+      name: Encoder name; defaults to `key`.
+    """
+
+    key: str
+    max_length: int = 50
+    shared_item_field: str | None = "movie_id"
+    name: str | None = None
+
+    @property
+    def field_name(self) -> str:
+        return self.name or self.key
+
+    def build(self, table: dict, embedding_dim: int) -> SequenceEncoder:
+        vocabulary = None
+        if self.shared_item_field is None:
+            strings = np.asarray(_column(table, self.key)).astype(str)
+            vocabulary = frequency_vocabulary(strings)
+        return SequenceEncoder(
+            key=self.key,
+            max_length=self.max_length,
+            embedding_dim=embedding_dim,
+            vocabulary=vocabulary,
+            shared_item_field=self.shared_item_field,
+            name=self.field_name,
+        )
+
+    def to_config(self) -> dict:
+        return {"class": type(self).__name__, **asdict(self)}
+
+
+_CLASSES = {c.__name__: c for c in (Categorical, MultiCategorical, Text, Numeric, ItemSequence)}
 
 
 def column_from_config(config: dict):

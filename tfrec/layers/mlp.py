@@ -151,6 +151,41 @@ class MLP(tf.keras.layers.Layer):
                 x = layer(x)
         return x
 
+    def first_layer_part(self, x, start: int, stop: int, bias: bool = False):
+        """One slice of the input's share of the first Dense: ``x @ kernel[start:stop]``.
+
+        Exists for factorised scoring: when the input is ``[query part; candidate part]``, the
+        first layer's pre-activation is the sum of each part's share, so each side can be
+        computed once per query or per item. `bias` adds the first Dense's bias (give it to
+        exactly one side). Returns float32 ``[N, units]``.
+        """
+        dense = self._blocks[0]
+        if not isinstance(dense, tf.keras.layers.Dense) or not dense.built:
+            raise ValueError(
+                f"MLP '{self.name}' has not been called yet, so its first layer has no weights. "
+                "Fix: call the model once before scoring."
+            )
+        kernel = tf.cast(dense.kernel[start:stop], tf.float32)
+        if kernel.shape[0] != x.shape[-1]:
+            raise ValueError(
+                f"The input slice has {x.shape[-1]} features but rows {start}:{stop} of the "
+                f"first layer take {kernel.shape[0]}. Received: x.shape={x.shape}"
+            )
+        hidden = tf.matmul(tf.cast(x, tf.float32), kernel)
+        if bias and dense.use_bias:
+            hidden += tf.cast(dense.bias, tf.float32)
+        return hidden
+
+    def after_first_layer(self, hidden, training=False):
+        """Every block after the first Dense, on its pre-activation ``hidden`` ``[N, units]``."""
+        x = tf.cast(hidden, self.compute_dtype)
+        for layer in self._blocks[1:]:
+            if isinstance(layer, tf.keras.layers.Dropout | tf.keras.layers.BatchNormalization):
+                x = layer(x, training=training)
+            else:
+                x = layer(x)
+        return x
+
     def get_config(self):
         """Returns the constructor arguments for serialization."""
         config = super().get_config()

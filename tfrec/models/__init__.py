@@ -1,31 +1,51 @@
-"""Ranking and retrieval models: each file wires named blocks from `tfrec.layers` together.
+"""Models: each file wires named blocks from `tfrec.layers` into the `Recommender` contract.
 
-Every model registers itself, so `build_model("deepfm", table)` (and `tfrec train deepfm`)
-finds it.
+Every model registers itself where it is defined, with its defaults, so
+`build_model("deepfm", data)` (and `tfrec train deepfm`) finds it; `available_models()` lists
+them and `model_defaults(name)` shows the defaults.
 """
 
-from tfrec.models.base import RankingModel
+from tfrec.models.base import Recommender, example_features, take
+from tfrec.models.dcn import DCN
 from tfrec.models.deepfm import DeepFM
-from tfrec.models.registry import available_models, build_model, model_defaults, register_model
+from tfrec.models.ffm import FFM
+from tfrec.models.fm import FM
+from tfrec.models.ncf import GMF, NCFMLP
+from tfrec.models.neumf import NeuMF
+from tfrec.models.registry import (
+    PRESETS,
+    TRAIN_DEFAULTS,
+    Preset,
+    available_models,
+    build_model,
+    model_class,
+    model_defaults,
+    preset,
+    register_model,
+)
+from tfrec.models.two_tower import TwoTower
+from tfrec.models.wide_deep import WideDeep
 
 __all__ = [
+    "DCN",
+    "FFM",
+    "FM",
+    "GMF",
+    "NCFMLP",
+    "PRESETS",
+    "TRAIN_DEFAULTS",
     "DeepFM",
-    "RankingModel",
+    "NeuMF",
+    "Preset",
+    "Recommender",
+    "TwoTower",
+    "WideDeep",
     "available_models",
     "build_model",
+    "example_features",
+    "model_class",
     "model_defaults",
+    "preset",
     "register_model",
+    "take",
 ]
-
-from tfrec.models.two_tower import TwoTower, build_two_tower  # noqa: E402
-
-__all__ += ["TwoTower", "build_two_tower"]
-
-# The ranking model family (FM, FFM, NCF, Wide&Deep, DCN-v2): importing registers them.
-from tfrec.models.dcn import DCN  # noqa: E402
-from tfrec.models.ffm import FFM  # noqa: E402
-from tfrec.models.fm import FM  # noqa: E402
-from tfrec.models.ncf import GMF, NCFMLP, NeuMF  # noqa: E402
-from tfrec.models.wide_deep import WideDeep  # noqa: E402
-
-__all__ += ["DCN", "FFM", "FM", "GMF", "NCFMLP", "NeuMF", "WideDeep"]

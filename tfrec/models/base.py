@@ -1,10 +1,22 @@
-"""The contract every tfrec ranking model follows, so the trainer, evaluator and exporter
-never need to know which model they hold.
+"""The one contract every tfrec model follows: encode queries, encode candidates, score them.
 
-A ranking model is a `tfrs.models.Model` built on a user tower and a movie tower. It
-implements `call(features) -> logits [B]`; this base owns the TFRS Ranking task (binary
-cross-entropy from logits, AUC and logloss metrics) and the embedding penalty, so a concrete
-model only wires blocks together in `call` (and, when it adds a second task, `compute_loss`).
+Why this exists: a recommender is used in three ways. It trains (a loss on batches), it ranks a
+catalogue for evaluation, batch jobs and serving, and it scores single (query, candidate) pairs.
+The last two must not depend on which model is held, or every consumer grows special cases.
+So a model says, in the spirit of TFRS and keras-rs:
+
+* how to encode a *query* (a user, a user with context, a sequence of items): `encode_query`;
+* how to encode *candidates* (items): `encode_candidates`;
+* how to score aligned pairs of encodings (`score_pairs`, the reference: the whole network on
+  each pair) and every query against every candidate (`score_all`, which a model overrides
+  with an exact factorised form when it has one, e.g. DeepFM's user and item parts).
+
+The evaluator, `recommend`, batch scoring and the two-stage pipeline encode the candidate side
+once and each query once, then call `score_all` / `score_gathered`, with no branch on the model.
+An encoding is a dict of tensors with a leading batch dimension. Training goes through the
+injected task (`tfrec.tasks`): pointwise BCE, in-batch softmax or catalogue softmax, all fed by
+the same contract, so ranking and retrieval models are siblings. MovieLens user/movie is only
+the default wiring (towers named by the builders), never assumed here.
 """
 
 from __future__ import annotations
@@ -12,19 +24,55 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tfrec.towers import Tower
+from tfrec.features.sequence import SequenceEncoder
+from tfrec.features.towers import Tower
+from tfrec.tasks import get_task
 
 
-def ranking_task() -> tfrs.tasks.Ranking:
-    """The TFRS Ranking task all tfrec ranking models share: BCE on logits, AUC, logloss."""
-    return tfrs.tasks.Ranking(
-        loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
-        metrics=[
-            tf.keras.metrics.AUC(from_logits=True, name="auc"),
-            tf.keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss"),
-        ],
-        name="ranking",
-    )
+def take(encoding, index):
+    """Rows `index` of every tensor of an encoding (a dict of ``[N, ...]`` tensors)."""
+    return tf.nest.map_structure(lambda t: tf.gather(t, index), encoding)
+
+
+def encode_catalogue(model, per_item: dict, batch_size: int = 65536):
+    """`model.encode_candidates` of every item of `per_item` (item-index order), in chunks."""
+    count = int(tf.shape(next(iter(per_item.values())))[0])
+    chunks = [
+        model.encode_candidates(
+            {k: v[start : start + batch_size] for k, v in per_item.items()}, training=False
+        )
+        for start in range(0, count, batch_size)
+    ]
+    return tf.nest.map_structure(lambda *parts: tf.concat(parts, axis=0), *chunks)
+
+
+def _rows(encoding) -> tf.Tensor:
+    return tf.shape(tf.nest.flatten(encoding)[0])[0]
+
+
+def _tile(encoding, times):
+    """Each encoding stacked `times` times (rows 0..N-1, 0..N-1, ...)."""
+
+    def tile(t):
+        return tf.tile(t, tf.concat([[times], tf.ones([tf.rank(t) - 1], tf.int32)], 0))
+
+    return tf.nest.map_structure(tile, encoding)
+
+
+def example_features(model) -> dict:
+    """A one-row feature dict every encoder of `model`'s towers accepts (to build weights)."""
+    features = {}
+    for tower in (model.query_tower, model.candidate_tower):
+        for encoder in tower.encoders:
+            if getattr(encoder, "transform", "none") in ("title_tokens", "title_year"):
+                features[encoder.key] = tf.constant(["example (2000)"])
+            elif getattr(encoder, "multi_valued", False) or isinstance(encoder, SequenceEncoder):
+                features[encoder.key] = tf.constant([[encoder.padding_value]])
+            elif hasattr(encoder, "vocabulary") or hasattr(encoder, "hash_bins"):
+                features[encoder.key] = tf.constant(["example"])
+            else:
+                features[encoder.key] = tf.constant([0.0])
+    return features
 
 
 def _tower(tower, name):
@@ -35,92 +83,191 @@ def _tower(tower, name):
     return tower
 
 
-@tf.keras.utils.register_keras_serializable(package="tfrec")
-class RankingModel(tfrs.models.Model):
-    """Base of tfrec's ranking models: two towers, a Ranking task, an embedding penalty.
+def _non_negative_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"`{name}` must be an integer >= 0. Received: {name}={value!r}")
+    return value
 
-    Subclasses implement `logits_from_fields(embeddings, weights, training)` (models built on
-    the shared fields) or override `call` and `compute_loss` (models with their own embeddings).
+
+@tf.keras.utils.register_keras_serializable(package="tfrec")
+class Recommender(tfrs.models.Model):
+    """Base of every tfrec model: two towers, an injected task, the scoring contract.
+
+    Subclasses wire blocks (`tfrec.layers`) in `score_pairs`, optionally override
+    `encode_query` / `encode_candidates` (to add derived parts) and `score_all` (a factorised
+    catalogue scorer that must equal `score_pairs` on every pair), and register themselves with
+    `tfrec.models.register_model`.
 
     Args:
-      user_tower: Tower for the user side (or its serialized config).
-      movie_tower: Tower for the movie side (or its serialized config).
-      l2: L2 penalty on the batch's looked-up field embeddings, averaged over the batch.
+      query_tower: `tfrec.features.Tower` of the query side (or its serialized config).
+      candidate_tower: Tower of the candidate side; a shared sequence in the query tower is
+        tied to it here.
+      task: A `tfrec.tasks` name ("ranking", "in_batch", "catalogue"), config or layer.
+      history_length: Length of the history / sequence features the inputs must provide
+        (0: none). A model setting, saved with the model.
+      l2: Penalty on the embeddings looked up in each batch (mean over rows of their squared
+        norm), cheap even for huge tables.
+
+    Call arguments:
+      features: Dict of per-pair feature tensors (raw, or preprocessed by the towers).
+      training: Whether dropout / batch norm run in training mode.
+
+    Returns:
+      Logits ``[B]`` of each (query, candidate) row; `score` gives the task's served score.
     """
 
-    def __init__(self, user_tower, movie_tower, l2=0.0, **kwargs):
+    candidate_id_key = "movie_id"
+    """Raw candidate id in training batches (accidental hits, log-Q)."""
+    candidate_index_key = "movie_index"
+    """Catalogue index of the candidate in training batches (catalogue softmax targets)."""
+
+    def __init__(self, query_tower, candidate_tower, task="ranking", history_length=0, l2=0.0,
+                 **kwargs):  # fmt: skip
         super().__init__(**kwargs)
-        if float(l2) < 0:
+        if isinstance(l2, bool) or float(l2) < 0:
             raise ValueError(f"`l2` must be >= 0. Received: l2={l2!r}")
-        self.user_tower = _tower(user_tower, "user_tower")
-        self.movie_tower = _tower(movie_tower, "movie_tower")
+        self.query_tower = _tower(query_tower, "query_tower")
+        self.candidate_tower = _tower(candidate_tower, "candidate_tower")
+        self.query_tower.tie(self.candidate_tower)
+        self.task = get_task(task)
+        self.history_length = _non_negative_int(history_length, "history_length")
         self.l2 = float(l2)
-        self.task = ranking_task()
+        self._catalogue = None
+
+    # ------------------------------------------------------------------ inputs
 
     @property
-    def field_factorized(self) -> bool:
-        """Whether logits come only from `logits_from_fields` on the two towers' fields.
+    def query_keys(self) -> list[str]:
+        """Raw feature keys the query side reads."""
+        return self.query_tower.feature_keys
 
-        Such a model can score users against a catalogue by running the user tower once per
-        user and the movie tower once per movie, then only its heads per pair.
+    @property
+    def candidate_keys(self) -> list[str]:
+        """Raw feature keys the candidate side reads."""
+        return self.candidate_tower.feature_keys
+
+    def preprocess_query(self, features) -> dict:
+        """The query side's string work, done once per query (see `Tower.preprocess`)."""
+        return self.query_tower.preprocess(features)
+
+    def preprocess_candidates(self, features) -> dict:
+        """The candidate side's string work, done once per item."""
+        return self.candidate_tower.preprocess(features)
+
+    def set_catalogue(self, features) -> None:
+        """Per-item candidate features (preprocessed, catalogue-index order) that training
+        objectives over the whole catalogue score against. Not saved with the model."""
+        self._catalogue = features
+
+    # ------------------------------------------------------------------ the contract
+
+    def encode_query(self, features, training=False) -> dict:
+        """The query encoding: a dict of ``[B, ...]`` tensors (default: the tower's outputs)."""
+        return self.query_tower(features)
+
+    def encode_candidates(self, features, training=False) -> dict:
+        """The candidate encoding: a dict of ``[N, ...]`` tensors."""
+        return self.candidate_tower(features)
+
+    def score_pairs(self, query, candidates, training=False) -> tf.Tensor:
+        """Logits ``[P]`` of aligned rows (``query[p]`` with ``candidates[p]``): the reference."""
+        raise NotImplementedError(f"{type(self).__name__} must implement score_pairs")
+
+    def score_all(self, query, candidates, training=False) -> tf.Tensor:
+        """Logits ``[B, N]`` of every query against every candidate.
+
+        The default runs `score_pairs` on all B * N pairs; models with a factorised form
+        override it (callers keep B * N bounded by scoring a few queries at a time).
         """
-        cls = type(self)
-        return (
-            cls.call is RankingModel.call
-            and cls.fields is RankingModel.fields
-            and cls.encode is RankingModel.encode
-            and cls.logits_from_fields is not RankingModel.logits_from_fields
-        )
+        batch, count = _rows(query), _rows(candidates)
+        pairs = tf.nest.map_structure(lambda t: tf.repeat(t, count, axis=0), query)
+        logits = self.score_pairs(pairs, _tile(candidates, batch), training=training)
+        return tf.reshape(logits, [batch, count])
 
-    def encode(self, features):
-        """Runs both towers: two dicts of embeddings ``[B, F, k]``, weights, pooled vectors."""
-        return self.user_tower(features), self.movie_tower(features)
-
-    def fields(self, features):
-        """All fields of both towers: embeddings ``[B, F_u + F_m, k]`` and weights."""
-        user, movie = self.encode(features)
-        return (
-            tf.concat([user["embeddings"], movie["embeddings"]], axis=1),
-            tf.concat([user["weights"], movie["weights"]], axis=1),
-        )
-
-    def score(self, features):
-        """Probability that the user interacts with the movie, ``[B]``."""
-        return tf.sigmoid(self(features, training=False))
-
-    def ranking_loss(self, features, logits, embeddings=None, training=False):
-        """The Ranking task on ``features["label"]`` plus the embedding penalty."""
-        if "label" not in features:
-            raise KeyError(
-                "Training batches need a 'label' feature (1.0 for an interaction, 0.0 for a "
-                f"sampled negative). Received keys: {sorted(features)}"
-            )
-        labels = tf.cast(features["label"], tf.float32)[:, None]
-        loss = self.task(labels=labels, predictions=logits[:, None], training=training)
-        if self.l2 and embeddings is not None:
-            squares = tf.reduce_sum(tf.square(tf.cast(embeddings, tf.float32)), axis=[1, 2])
-            loss += self.l2 * tf.reduce_mean(squares)
-        return loss
-
-    def logits_from_fields(self, embeddings, weights, training=False):
-        """The model's heads on the towers' fields; subclasses implement it (or `call`)."""
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement logits_from_fields or call"
-        )
+    def score_gathered(self, query, candidates, index, training=False) -> tf.Tensor:
+        """Logits ``[B, C]`` of each query against its own candidates ``candidates[index[b]]``."""
+        index = tf.convert_to_tensor(index)
+        batch, count = tf.shape(index)[0], tf.shape(index)[1]
+        pairs = tf.nest.map_structure(lambda t: tf.repeat(t, count, axis=0), query)
+        logits = self.score_pairs(pairs, take(candidates, tf.reshape(index, [-1])), training)
+        return tf.reshape(logits, [batch, count])
 
     def call(self, features, training=False):
-        return self.logits_from_fields(*self.fields(features), training=training)
+        query = self.encode_query(features, training=training)
+        candidates = self.encode_candidates(features, training=training)
+        return tf.cast(self.score_pairs(query, candidates, training=training), tf.float32)
+
+    def score(self, features):
+        """The served score of each row (the task's activation of the logits, e.g. sigmoid)."""
+        return self.task.activation(self(features, training=False))
+
+    # ------------------------------------------------------------------ training
+
+    def penalty(self, *encodings) -> tf.Tensor:
+        """`l2` times the mean squared norm of the field embeddings in `encodings`."""
+        total = tf.constant(0.0)
+        if not self.l2:
+            return total
+        for encoding in encodings:
+            if "embeddings" in encoding:
+                squares = tf.square(tf.cast(encoding["embeddings"], tf.float32))
+                total += tf.reduce_mean(tf.reduce_sum(squares, axis=[1, 2]))
+        return self.l2 * total
 
     def compute_loss(self, features, training=False):
-        embeddings, weights = self.fields(features)
-        logits = self.logits_from_fields(embeddings, weights, training=training)
-        return self.ranking_loss(features, logits, embeddings, training)
+        objective = self.task.objective
+        query = self.encode_query(features, training=training)
+        candidates = self.encode_candidates(features, training=training)
+        penalty = self.penalty(query, candidates)
+        if objective == "pointwise":
+            if "label" not in features:
+                raise KeyError(
+                    "Training batches need a 'label' feature (1.0 for an interaction, 0.0 for a "
+                    f"sampled negative). Received keys: {sorted(features)}"
+                )
+            logits = self.score_pairs(query, candidates, training=training)
+            return self.task(features["label"], logits, training=training) + penalty
+        if objective == "in_batch":
+            return self._in_batch_loss(features, query, candidates, training) + penalty
+        if objective == "catalogue":
+            return self._catalogue_loss(features, query, training) + penalty
+        raise ValueError(f"Unknown task objective. Received: objective={objective!r}")
+
+    def _in_batch_loss(self, features, query, candidates, training):
+        ids = features[self.candidate_id_key]
+        if "label" in features:
+            positive = tf.cast(features["label"], tf.float32) > 0.5
+        else:
+            positive = tf.ones(tf.shape(ids), tf.bool)
+        rows = tf.where(positive)[:, 0]
+        columns = rows
+        if self.task.mixed_negatives:
+            columns = tf.concat([rows, tf.where(~positive)[:, 0]], axis=0)
+        logits = self.score_all(take(query, rows), take(candidates, columns), training)
+        probability = self.task.candidate_probability(ids, positive, features, training)
+        return self.task(logits, tf.gather(ids, columns), probability)
+
+    def _catalogue_loss(self, features, query, training):
+        if self._catalogue is None:
+            raise ValueError(
+                "A catalogue softmax needs every item's candidate features. Fix: train with "
+                "tfrec.training.fit (it calls model.set_catalogue), or call set_catalogue."
+            )
+        targets = features[self.candidate_index_key]
+        items, columns, log_q = self.task.candidates(targets)
+        encoded = self.encode_candidates(take(self._catalogue, items), training=training)
+        logits = self.score_all(query, encoded, training=training)
+        return self.task(logits, columns, log_q, items if log_q is not None else None)
+
+    # ------------------------------------------------------------------ serialization
 
     def get_config(self):
         return {
             "name": self.name,
-            "user_tower": tf.keras.layers.serialize(self.user_tower),
-            "movie_tower": tf.keras.layers.serialize(self.movie_tower),
+            "query_tower": tf.keras.layers.serialize(self.query_tower),
+            "candidate_tower": tf.keras.layers.serialize(self.candidate_tower),
+            "task": tf.keras.layers.serialize(self.task),
+            "history_length": self.history_length,
             "l2": self.l2,
         }
 
@@ -130,5 +277,5 @@ class RankingModel(tfrs.models.Model):
 
     def get_build_config(self):
         # Keras would rebuild from float placeholders, which string features cannot take;
-        # a ranking model builds itself on its first call instead.
+        # a tfrec model builds itself on its first call instead.
         return None

@@ -12,16 +12,30 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfrec.layers import MLP, CrossNetwork
-from tfrec.models.base import RankingModel
-from tfrec.models.ncf import freeze_first_order
+from tfrec.models.base import Recommender
+from tfrec.models.deepfm import check_dropout, check_units
+from tfrec.models.fm import movielens_towers
+from tfrec.models.ncf import flat, freeze_first_order
 from tfrec.models.registry import register_model
-from tfrec.towers import build_tower, movielens_movie_columns, movielens_user_columns
 
 STRUCTURES = ("parallel", "stacked")
 
 
+@register_model(
+    "dcn",
+    embedding_dim=32,
+    cross_layers=3,
+    projection_dim=None,
+    dnn_units=(256, 128),
+    dropout=0.1,
+    batch_norm=False,
+    structure="parallel",
+    l2=1e-5,
+    history_length=20,
+    task="ranking",
+)
 @tf.keras.utils.register_keras_serializable(package="tfrec")
-class DCN(RankingModel):
+class DCN(Recommender):
     """DCN-v2 ranking model on the flattened field embeddings of two towers.
 
     parallel: logit = Dense(1)(concat(CrossNetwork(x0), MLP(x0)))
@@ -30,8 +44,8 @@ class DCN(RankingModel):
     with ``x0`` the concatenation of all ``F`` field embeddings (``d = F * k``).
 
     Args:
-      user_tower: `tfrec.towers.Tower` for the user side (or its serialized config).
-      movie_tower: `tfrec.towers.Tower` for the movie side.
+      query_tower: `tfrec.features.Tower` of the query side (or its serialized config).
+      candidate_tower: Tower of the candidate side.
       cross_layers: Number of cross layers (crosses up to degree ``cross_layers + 1``).
       projection_dim: None for full-rank ``d x d`` cross kernels, or the rank ``r`` of the
         low-rank ``U V`` factorisation (``2 d r`` parameters per layer; the paper finds
@@ -39,8 +53,8 @@ class DCN(RankingModel):
       dnn_units: Hidden sizes of the MLP; empty for the cross network alone.
       dropout: Dropout rate in the MLP.
       batch_norm: Batch normalisation in the MLP.
-      structure: "parallel" (default) or "stacked".
-      l2: L2 penalty on the embeddings looked up in each batch.
+      structure: "parallel" or "stacked".
+      **kwargs: `tfrec.models.Recommender` arguments (task, history_length, l2).
 
     Call arguments:
       features: Dict of feature tensors (ids and side features, see `FeatureStore`).
@@ -55,32 +69,17 @@ class DCN(RankingModel):
       TensorShape([B])
     """
 
-    def __init__(
-        self,
-        user_tower,
-        movie_tower,
-        cross_layers=3,
-        projection_dim=None,
-        dnn_units=(256, 128),
-        dropout=0.0,
-        batch_norm=False,
-        structure="parallel",
-        l2=0.0,
-        **kwargs,
-    ):
-        super().__init__(user_tower, movie_tower, l2=l2, **kwargs)
+    def __init__(self, query_tower, candidate_tower, cross_layers, projection_dim, dnn_units,
+                 dropout, batch_norm, structure, **kwargs):  # fmt: skip
+        super().__init__(query_tower, candidate_tower, **kwargs)
         if structure not in STRUCTURES:
             raise ValueError(
                 f"`structure` must be one of {STRUCTURES}. Received: structure={structure!r}"
             )
-        if any(int(u) <= 0 for u in dnn_units):
-            raise ValueError(
-                f"`dnn_units` must be positive sizes. Received: dnn_units={dnn_units!r}"
-            )
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
-        freeze_first_order(self.user_tower)
-        freeze_first_order(self.movie_tower)
+        dnn_units = check_units(dnn_units, allow_empty=True)
+        dropout = check_dropout(dropout)
+        freeze_first_order(self.query_tower)
+        freeze_first_order(self.candidate_tower)
         self.cross_layers = int(cross_layers)
         self.projection_dim = None if projection_dim is None else int(projection_dim)
         self.dnn_units = [int(u) for u in dnn_units]
@@ -95,9 +94,9 @@ class DCN(RankingModel):
         )
         self.output_layer = tf.keras.layers.Dense(1, name="output")
 
-    def logits_from_fields(self, embeddings, weights, training=False):
-        """Cross network and MLP on the flattened ``[B, F, k]`` embeddings."""
-        x0 = tf.reshape(embeddings, [-1, embeddings.shape[1] * embeddings.shape[2]])
+    def score_pairs(self, query, candidates, training=False):
+        """Cross network and MLP on the flattened fields of both sides."""
+        x0 = flat(tf.concat([query["embeddings"], candidates["embeddings"]], axis=1))
         crossed = self.cross(x0)
         if self.dnn is None:
             hidden = crossed
@@ -119,21 +118,11 @@ class DCN(RankingModel):
         )
         return config
 
-
-@register_model(
-    "dcn",
-    embedding_dim=32,
-    cross_layers=3,
-    projection_dim=None,
-    dnn_units=(256, 128),
-    dropout=0.1,
-    batch_norm=False,
-    structure="parallel",
-    l2=1e-5,
-    history=True,
-)
-def build_dcn(table, embedding_dim, history, **kwargs):
-    """DCN-v2 on the default MovieLens user and movie columns adapted to `table`."""
-    user = build_tower(table, movielens_user_columns(history), embedding_dim, name="user_tower")
-    movie = build_tower(table, movielens_movie_columns(), embedding_dim, name="movie_tower")
-    return DCN(user, movie, **kwargs)
+    @classmethod
+    def from_data(cls, data, embedding_dim, cross_layers, projection_dim, dnn_units, dropout,
+                  batch_norm, structure, l2, history_length, task):  # fmt: skip
+        """DCN-v2 on the default MovieLens user and movie columns adapted to `data`."""
+        towers = movielens_towers(data, embedding_dim, history_length)
+        return cls(*towers, cross_layers=cross_layers, projection_dim=projection_dim,
+                   dnn_units=dnn_units, dropout=dropout, batch_norm=batch_norm,
+                   structure=structure, task=task, history_length=history_length, l2=l2)  # fmt: skip

@@ -23,27 +23,30 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfrec.features.inputs import example_table
+from tfrec.features.towers import build_tower, movielens_movie_columns, movielens_user_columns
 from tfrec.layers import FieldAwareInteraction, LinearTerm
-from tfrec.models.base import RankingModel
+from tfrec.models.base import Recommender
 from tfrec.models.registry import register_model
-from tfrec.towers import build_tower, movielens_movie_columns, movielens_user_columns
 
 
+@register_model("ffm", embedding_dim=4, l2=1e-5, history_length=20, task="ranking")
 @tf.keras.utils.register_keras_serializable(package="tfrec")
-class FFM(RankingModel):
+class FFM(Recommender):
     """Field-aware factorization machine on towers whose embeddings hold F vectors per field.
 
     logit = w0 + sum_f w_f + sum_{i<j} <v[i, field j], v[j, field i]>
 
-    Field order is the user tower's fields, then the movie tower's. Each tower's
+    Field order is the query tower's fields, then the candidate tower's. Each tower's
     ``embedding_dim`` must be ``F * k``: field ``i``'s ``[F * k]`` embedding is read as ``F``
     vectors of size ``k``, the ``j``-th being the one used against field ``j``. Build the
     towers with `build_ffm` (or `FFM.tower_dim`) to get this right.
 
     Args:
-      user_tower: `tfrec.towers.Tower` for the user side (or its serialized config).
-      movie_tower: `tfrec.towers.Tower` for the movie side, same ``embedding_dim``.
-      l2: L2 penalty on the field-aware vectors looked up in each batch.
+      query_tower: `tfrec.features.Tower` of the query side (or its serialized config).
+      candidate_tower: Tower of the candidate side, same ``embedding_dim``.
+      **kwargs: `tfrec.models.Recommender` arguments (task, history_length, l2: on the
+        field-aware vectors looked up in each batch).
 
     Call arguments:
       features: Dict of feature tensors (ids and side features, see `FeatureStore`).
@@ -61,15 +64,15 @@ class FFM(RankingModel):
       TensorShape([B])
     """
 
-    def __init__(self, user_tower, movie_tower, l2=0.0, **kwargs):
-        super().__init__(user_tower, movie_tower, l2=l2, **kwargs)
-        self.num_fields = len(self.user_tower.encoders) + len(self.movie_tower.encoders)
-        dim = self.user_tower.embedding_dim
-        if self.movie_tower.embedding_dim != dim or dim % self.num_fields:
+    def __init__(self, query_tower, candidate_tower, **kwargs):
+        super().__init__(query_tower, candidate_tower, **kwargs)
+        self.num_fields = len(self.query_tower.fields) + len(self.candidate_tower.fields)
+        dim = self.query_tower.embedding_dim
+        if self.candidate_tower.embedding_dim != dim or dim % self.num_fields:
             raise ValueError(
                 f"FFM needs both towers' embedding_dim equal to num_fields * k (num_fields = "
-                f"{self.num_fields}). Received: user embedding_dim={dim}, movie embedding_dim="
-                f"{self.movie_tower.embedding_dim}. Fix: build them with "
+                f"{self.num_fields}). Received: query embedding_dim={dim}, candidate "
+                f"embedding_dim={self.candidate_tower.embedding_dim}. Fix: build them with "
                 f"FFM.tower_dim({self.num_fields}, k) or build_ffm."
             )
         self.factor_dim = dim // self.num_fields
@@ -87,25 +90,28 @@ class FFM(RankingModel):
 
     def second_order(self, features):
         """The pairwise field-aware term alone, ``[B]`` (for inspection and tests)."""
-        embeddings, _ = self.fields(features)
+        query, candidates = self.query_tower(features), self.candidate_tower(features)
+        embeddings = tf.concat([query["embeddings"], candidates["embeddings"]], axis=1)
         return tf.squeeze(self.interaction(self.field_aware(embeddings)), -1)
 
-    def logits_from_fields(self, embeddings, weights, training=False):
-        """Bias + first order + field-aware pairwise interactions."""
+    def score_pairs(self, query, candidates, training=False):
+        """Bias + first order + field-aware pairwise interactions of both sides' fields."""
+        embeddings = tf.concat([query["embeddings"], candidates["embeddings"]], axis=1)
+        weights = tf.concat([query["weights"], candidates["weights"]], axis=1)
         logit = self.linear(weights) + self.interaction(self.field_aware(embeddings))
         return tf.cast(tf.squeeze(logit, -1), tf.float32)
+
+    @classmethod
+    def from_data(cls, data, embedding_dim, l2, history_length, task):
+        """FFM on the default MovieLens columns; `embedding_dim` is the field-aware size k."""
+        table = example_table(data, history_length)
+        user_columns = _present(table, movielens_user_columns(history=history_length > 0))
+        movie_columns = _present(table, movielens_movie_columns())
+        dim = FFM.tower_dim(len(user_columns) + len(movie_columns), embedding_dim)
+        user = build_tower(table, user_columns, dim, name="user_tower")
+        movie = build_tower(table, movie_columns, dim, name="movie_tower")
+        return cls(user, movie, task=task, history_length=history_length, l2=l2)
 
 
 def _present(table, columns):
     return [c for c in columns if c.key in table]
-
-
-@register_model("ffm", embedding_dim=4, l2=1e-5, history=True)
-def build_ffm(table, embedding_dim, history, **kwargs):
-    """FFM on the default MovieLens columns; `embedding_dim` is the field-aware size k."""
-    user_columns = _present(table, movielens_user_columns(history))
-    movie_columns = _present(table, movielens_movie_columns())
-    dim = FFM.tower_dim(len(user_columns) + len(movie_columns), embedding_dim)
-    user = build_tower(table, user_columns, dim, name="user_tower")
-    movie = build_tower(table, movie_columns, dim, name="movie_tower")
-    return FFM(user, movie, **kwargs)

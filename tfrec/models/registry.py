@@ -1,55 +1,123 @@
-"""A name -> builder registry, so `tfrec train <model>` and the benchmarks find every model.
+"""The one place for defaults: each model's hyperparameters, the training settings, presets.
 
-Exists so that adding a model means writing one file that registers itself: the CLI, the
-trainer, the evaluator and the exporter only ever call `build_model(name, table, ...)`.
+Why this exists: adding a model must mean writing one file, and a default must have one home.
+A model class registers itself where it is defined (`@register_model("deepfm", **defaults)`),
+with every hyperparameter's default; `build_model` (and `tfrec train <model>`, the benchmarks,
+the notebooks) build from those, `tfrec models` prints them, and a typo fails loudly. Training
+settings have their defaults here too (`TRAIN_DEFAULTS`), and tuned combinations of model and
+training settings are named `PRESETS` (``make run`` is the "movielens-100k" preset).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from dataclasses import dataclass, field
 
-_BUILDERS: dict[str, tuple[Callable, dict]] = {}
+_MODELS: dict[str, type] = {}
+_DEFAULTS: dict[str, dict] = {}
+
+TRAIN_DEFAULTS = {
+    "epochs": 20,
+    "batch_size": 2048,
+    "learning_rate": 2e-3,
+    "optimizer": "adam",
+    "num_negatives": 8,
+    "negative_distribution": "uniform",
+    "patience": 3,
+    "monitor": "val_full_ndcg@10",
+    "seed": 0,
+}
+"""Training settings of `tfrec.training.fit` and `tfrec train`; anything else is a model
+hyperparameter. ``monitor`` is the validation ranking metric early stopping watches."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A tuned model + training configuration, by name (see `PRESETS`)."""
+
+    model: str
+    hparams: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    note: str = ""
+
+
+PRESETS = {
+    "movielens-100k": Preset(
+        model="deepfm",
+        hparams={"embedding_dim": 32, "dnn_units": [128, 64], "dropout": 0.1},
+        train={"epochs": 12, "num_negatives": 8, "monitor": "val_sampled_ndcg@10"},
+        note="What `make run` trains: the best of the search in benchmarks/RESULTS.md "
+        "(DeepFM on ml-100k leave-one-out).",
+    ),
+}
 
 
 def register_model(name: str, **defaults):
-    """Decorator registering `builder(table, **hparams) -> RankingModel` under `name`."""
+    """Class decorator: registers a `tfrec.models.Recommender` subclass under `name`.
 
-    def decorate(builder):
-        if name in _BUILDERS:
+    `defaults` holds every hyperparameter of the class's ``from_data`` builder (which must
+    accept exactly these keywords); they are the only defaults tfrec has for the model.
+    """
+
+    def decorate(cls):
+        if name in _MODELS:
             raise ValueError(f"A model is already registered as '{name}'.")
-        _BUILDERS[name] = (builder, defaults)
-        return builder
+        params = inspect.signature(cls.from_data).parameters
+        accepted = {p for p in params if p not in ("data", "cls")}
+        if set(defaults) != accepted:
+            raise TypeError(
+                f"{cls.__name__}.from_data takes {sorted(accepted)} but register_model('{name}') "
+                f"gives defaults for {sorted(defaults)}. Fix: give exactly one default for each."
+            )
+        cls.registry_name = name
+        _MODELS[name] = cls
+        _DEFAULTS[name] = dict(defaults)
+        return cls
 
     return decorate
 
 
 def available_models() -> list[str]:
-    return sorted(_BUILDERS)
+    return sorted(_MODELS)
+
+
+def model_class(name: str) -> type:
+    """The registered class of model `name`."""
+    if name not in _MODELS:
+        raise ValueError(
+            f"Unknown model. Received: model={name!r}. Available: {', '.join(available_models())}."
+        )
+    return _MODELS[name]
 
 
 def model_defaults(name: str) -> dict:
     """The registered default hyperparameters of a model (a copy)."""
-    return dict(_lookup(name)[1])
+    model_class(name)
+    return dict(_DEFAULTS[name])
 
 
-def _lookup(name: str):
-    if name not in _BUILDERS:
-        raise ValueError(
-            f"Unknown model. Received: model={name!r}. Available: {', '.join(available_models())}."
-        )
-    return _BUILDERS[name]
+def check_settings(settings: dict, allowed, what: str) -> None:
+    """Raises a TypeError naming unknown keys of `settings`."""
+    unknown = sorted(set(settings) - set(allowed))
+    if unknown:
+        raise TypeError(f"Unknown {what} {unknown}. Valid: {sorted(allowed)}.")
 
 
-def build_model(name: str, table: dict, **hparams):
-    """Builds model `name` with its columns adapted to `table` (joined training rows).
+def build_model(name: str, data, **hparams):
+    """Builds model `name` with its columns adapted to `data` (a `SplitData` or a joined table).
 
     Unknown hyperparameters raise a TypeError naming them, so a typo in a config file or a
     flag never silently falls back to a default.
     """
-    builder, defaults = _lookup(name)
-    unknown = sorted(set(hparams) - set(defaults))
-    if unknown:
-        raise TypeError(
-            f"Unknown hyperparameter(s) {unknown} for model '{name}'. Valid: {sorted(defaults)}."
+    cls = model_class(name)
+    check_settings(hparams, _DEFAULTS[name], f"hyperparameter(s) for model '{name}'")
+    return cls.from_data(data, **{**_DEFAULTS[name], **hparams})
+
+
+def preset(name: str) -> Preset:
+    """The named `Preset` (a clear error lists the names)."""
+    if name not in PRESETS:
+        raise ValueError(
+            f"Unknown preset. Received: preset={name!r}. Available: {sorted(PRESETS)}."
         )
-    return builder(table, **{**defaults, **hparams})
+    return PRESETS[name]

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfrec.features.inputs import example_table
+from tfrec.features.towers import RECENT_MOVIES
 from tfrec.layers import MLP, CrossedCategorical, LinearTerm
-from tfrec.models.base import RankingModel
+from tfrec.models.base import Recommender
+from tfrec.models.deepfm import check_dropout, check_units
+from tfrec.models.fm import movielens_towers
+from tfrec.models.ncf import FirstLayerSplit, flat
 from tfrec.models.registry import register_model
-from tfrec.towers import (
-    RECENT_MOVIES,
-    build_tower,
-    movielens_movie_columns,
-    movielens_user_columns,
-)
 
 DEFAULT_CROSSES = (
     (RECENT_MOVIES, "movie_id", 2**20),
@@ -49,15 +48,27 @@ def _check_crosses(crosses) -> list:
     return checked
 
 
+@register_model(
+    "wide_deep",
+    embedding_dim=32,
+    crosses=None,
+    dnn_units=(256, 128),
+    dropout=0.1,
+    batch_norm=False,
+    wide_l2=0.0,
+    l2=1e-5,
+    history_length=20,
+    task="ranking",
+)
 @tf.keras.utils.register_keras_serializable(package="tfrec")
-class WideDeep(RankingModel):
-    """Wide & Deep ranking model on a user tower, a movie tower and hashed feature crosses.
+class WideDeep(FirstLayerSplit, Recommender):
+    """Wide & Deep ranking model on a query tower, a candidate tower and hashed feature crosses.
 
     logit = w0 + sum_f w_f + sum_c cross_c(features) + MLP(flattened field embeddings)
 
     Args:
-      user_tower: `tfrec.towers.Tower` for the user side (or its serialized config).
-      movie_tower: `tfrec.towers.Tower` for the movie side.
+      query_tower: `tfrec.features.Tower` of the query side (or its serialized config).
+      candidate_tower: Tower of the candidate side.
       crosses: List of ``(feature_a, feature_b, num_bins)``: raw features (single- or
         multi-valued) whose value pairs get one hashed weight each (`CrossedCategorical`).
       dnn_units: Hidden sizes of the deep part.
@@ -66,7 +77,7 @@ class WideDeep(RankingModel):
       wide_l2: L2 regularisation of the crossed weights (whole tables, every step).
       padding_values: Raw values (as strings) that mark padding or missing values in the
         crossed features; they form no pair.
-      l2: L2 penalty on the field embeddings looked up in each batch.
+      **kwargs: `tfrec.models.Recommender` arguments (task, history_length, l2).
 
     Call arguments:
       features: Dict of feature tensors, including every crossed feature.
@@ -82,31 +93,14 @@ class WideDeep(RankingModel):
       TensorShape([B])
     """
 
-    def __init__(
-        self,
-        user_tower,
-        movie_tower,
-        crosses=(),
-        dnn_units=(256, 128),
-        dropout=0.0,
-        batch_norm=False,
-        wide_l2=0.0,
-        padding_values=("", "-1"),
-        l2=0.0,
-        **kwargs,
-    ):
-        super().__init__(user_tower, movie_tower, l2=l2, **kwargs)
-        if not dnn_units or any(int(u) <= 0 for u in dnn_units):
-            raise ValueError(
-                f"`dnn_units` must be positive sizes. Received: dnn_units={dnn_units!r}"
-            )
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
-        if float(wide_l2) < 0:
+    def __init__(self, query_tower, candidate_tower, crosses, dnn_units, dropout, batch_norm,
+                 wide_l2, padding_values=("", "-1"), **kwargs):  # fmt: skip
+        super().__init__(query_tower, candidate_tower, **kwargs)
+        if isinstance(wide_l2, bool) or float(wide_l2) < 0:
             raise ValueError(f"`wide_l2` must be >= 0. Received: wide_l2={wide_l2!r}")
         self.crosses = _check_crosses(crosses)
-        self.dnn_units = [int(u) for u in dnn_units]
-        self.dropout = float(dropout)
+        self.dnn_units = check_units(dnn_units)
+        self.dropout = check_dropout(dropout)
         self.batch_norm = bool(batch_norm)
         self.wide_l2 = float(wide_l2)
         self.padding_values = [str(p) for p in padding_values]
@@ -130,38 +124,79 @@ class WideDeep(RankingModel):
         )
 
     @property
-    def raw_feature_keys(self) -> list[str]:
-        """Features the crosses read raw, outside the towers (training pipelines join them)."""
-        return sorted({key for a, b, _ in self.crosses for key in (a, b)})
+    def raw_candidate_keys(self) -> list[str]:
+        """Crossed features the candidate tower reads: joined per item, raw."""
+        keys = {key for a, b, _ in self.crosses for key in (a, b)}
+        return sorted(keys & set(self.candidate_tower.feature_keys))
 
-    def wide(self, features, weights):
-        """The wide part: bias + first-order weights + crossed weights, ``[B, 1]``."""
-        logit = self.linear(weights)
+    @property
+    def raw_query_keys(self) -> list[str]:
+        """Every other crossed feature: joined per query (or per training row), raw."""
+        keys = {key for a, b, _ in self.crosses for key in (a, b)}
+        return sorted(keys - set(self.raw_candidate_keys))
+
+    @property
+    def mlp(self):
+        return self.dnn
+
+    @staticmethod
+    def mlp_input_width(tower) -> int:
+        return len(tower.fields) * tower.embedding_dim
+
+    def mlp_input(self, encoding):
+        return flat(encoding["embeddings"])
+
+    def _raw(self, features, keys):
+        missing = [k for k in keys if k not in features]
+        if missing:
+            raise KeyError(
+                f"Wide&Deep crosses read {missing} raw, but the features lack them. Received "
+                f"keys: {sorted(features)}. Fix: join the side features or drop the cross."
+            )
+        return {k: features[k] for k in keys}
+
+    def encode_query(self, features, training=False):
+        out = super().encode_query(features, training)
+        return {**out, "raw": self._raw(features, self.raw_query_keys)}
+
+    def encode_candidates(self, features, training=False):
+        out = super().encode_candidates(features, training)
+        return {**out, "raw": self._raw(features, self.raw_candidate_keys)}
+
+    def crossed_logit(self, query, candidates):
+        """The crossed weights of aligned pairs, ``[P, 1]``."""
+        raw = {**query["raw"], **candidates["raw"]}
+        logit = 0.0
         for (a, b, _), layer in zip(self.crosses, self.crossed, strict=True):
-            missing = [k for k in (a, b) if k not in features]
-            if missing:
-                raise KeyError(
-                    f"Wide&Deep crosses {a} x {b}, but the features lack {missing}. Received "
-                    f"keys: {sorted(features)}. Fix: join the side features or drop the cross."
-                )
-            logit += layer([features[a], features[b]])
+            logit += layer([raw[a], raw[b]])
         return logit
 
-    def deep(self, embeddings, training=False):
-        """The deep part: MLP on the flattened field embeddings, ``[B, 1]``."""
-        flat = tf.reshape(embeddings, [-1, embeddings.shape[1] * embeddings.shape[2]])
-        return self.dnn(flat, training=training)
-
-    def call(self, features, training=False):
-        embeddings, weights = self.fields(features)
-        logit = self.wide(features, weights) + self.deep(embeddings, training)
+    def score_pairs(self, query, candidates, training=False):
+        """Wide part (bias, first order, crosses) plus the deep MLP, per aligned pair."""
+        embeddings = tf.concat([query["embeddings"], candidates["embeddings"]], axis=1)
+        weights = tf.concat([query["weights"], candidates["weights"]], axis=1)
+        logit = self.linear(weights) + self.crossed_logit(query, candidates)
+        logit += self.dnn(flat(embeddings), training=training)
         return tf.cast(tf.squeeze(logit, -1), tf.float32)
 
-    def compute_loss(self, features, training=False):
-        embeddings, weights = self.fields(features)
-        logit = self.wide(features, weights) + self.deep(embeddings, training)
-        logits = tf.cast(tf.squeeze(logit, -1), tf.float32)
-        return self.ranking_loss(features, logits, embeddings, training)
+    def score_all(self, query, candidates, training=False):
+        """Per-side first order and deep first layer, crosses per pair (exact)."""
+        if training or "hidden" not in query or "hidden" not in candidates:
+            return super().score_all(query, candidates, training)
+        batch, count = tf.shape(query["hidden"])[0], tf.shape(candidates["hidden"])[0]
+        linear_q = tf.reduce_sum(tf.cast(query["weights"], tf.float32), axis=1)
+        linear_c = tf.reduce_sum(tf.cast(candidates["weights"], tf.float32), axis=1)
+        logits = linear_q[:, None] + linear_c[None, :] + tf.cast(self.linear.bias, tf.float32)
+        if self.crosses:
+            rows = tf.nest.map_structure(lambda t: tf.repeat(t, count, axis=0), query["raw"])
+            tiled = {
+                k: tf.tile(v, tf.concat([[batch], tf.ones([tf.rank(v) - 1], tf.int32)], 0))
+                for k, v in candidates["raw"].items()
+            }
+            crossed = self.crossed_logit({"raw": rows}, {"raw": tiled})
+            logits += tf.reshape(tf.cast(crossed, tf.float32), [batch, count])
+        deep = tf.cast(self.hidden_all(query, candidates), tf.float32)
+        return logits + tf.reshape(deep, [batch, count])
 
     def get_config(self):
         config = super().get_config()
@@ -175,27 +210,20 @@ class WideDeep(RankingModel):
         )
         return config
 
-
-@register_model(
-    "wide_deep",
-    embedding_dim=32,
-    crosses=None,
-    dnn_units=(256, 128),
-    dropout=0.1,
-    batch_norm=False,
-    wide_l2=0.0,
-    l2=1e-5,
-    history=True,
-)
-def build_wide_deep(table, embedding_dim, history, crosses, **kwargs):
-    """Wide&Deep on the default MovieLens columns; `crosses=None` takes the `DEFAULT_CROSSES`
-    whose features are in `table` (without the history cross when `history` is False)."""
-    if crosses is None:
-        crosses = [
-            c
-            for c in DEFAULT_CROSSES
-            if c[0] in table and c[1] in table and (history or RECENT_MOVIES not in c)
-        ]
-    user = build_tower(table, movielens_user_columns(history), embedding_dim, name="user_tower")
-    movie = build_tower(table, movielens_movie_columns(), embedding_dim, name="movie_tower")
-    return WideDeep(user, movie, crosses=crosses, **kwargs)
+    @classmethod
+    def from_data(cls, data, embedding_dim, crosses, dnn_units, dropout, batch_norm, wide_l2, l2,
+                  history_length, task):  # fmt: skip
+        """Wide&Deep on the default MovieLens columns; `crosses=None` takes the
+        `DEFAULT_CROSSES` whose features are in the data (without the history cross when
+        there is no history)."""
+        table = example_table(data, history_length)
+        if crosses is None:
+            crosses = [
+                c
+                for c in DEFAULT_CROSSES
+                if c[0] in table and c[1] in table and (history_length or RECENT_MOVIES not in c)
+            ]
+        towers = movielens_towers(table, embedding_dim, history_length)
+        return cls(*towers, crosses=crosses, dnn_units=dnn_units, dropout=dropout,
+                   batch_norm=batch_norm, wide_l2=wide_l2, task=task,
+                   history_length=history_length, l2=l2)  # fmt: skip

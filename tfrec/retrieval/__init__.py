@@ -4,39 +4,30 @@
 - `IVFIndex`: approximate in-graph top-k from stock TF ops (k-means cells, probe a few),
   exportable to TF Serving with `k` and `nprobe` chosen per request.
 - `FaissIndex`: FAISS IVF-Flat / HNSW for offline batch retrieval (optional dependency).
-- `FrequencyEstimator`: streaming item frequencies for the log-Q correction.
-- `positives_dataset`, `evaluate_retrieval`: two-tower training batches and full-corpus
-  leave-one-out recall / NDCG.
 - `clustered_embeddings`, `synthetic_catalogue`: synthetic data at any scale.
+
+Retrieval models train and are judged like every tfrec model (`tfrec.training.fit`,
+`tfrec.evaluation.evaluate_model`, e.g. full-corpus ``ks=RETRIEVAL_KS``); the in-batch softmax
+and its log-Q frequency estimator are tasks (`tfrec.tasks`).
 """
 
 from tfrec.retrieval.brute_force import BruteForce
 from tfrec.retrieval.faiss_index import FaissIndex
-from tfrec.retrieval.frequency import FrequencyEstimator
 from tfrec.retrieval.ivf import IVFIndex, kmeans
 from tfrec.retrieval.synthetic import clustered_embeddings, synthetic_catalogue
 from tfrec.retrieval.topk import exclusion_mask, padded_top_k
-from tfrec.retrieval.training import (
-    RETRIEVAL_KS,
-    catalogue_vectors,
-    evaluate_retrieval,
-    positives_dataset,
-    retrieval_score_fn,
-)
+
+RETRIEVAL_KS = (10, 50, 100)
+"""Cut-offs retrieval is judged at: is the held-out item among the candidates a ranker sees?"""
 
 __all__ = [
     "RETRIEVAL_KS",
     "BruteForce",
     "FaissIndex",
-    "FrequencyEstimator",
     "IVFIndex",
-    "catalogue_vectors",
     "clustered_embeddings",
-    "evaluate_retrieval",
     "exclusion_mask",
     "kmeans",
     "padded_top_k",
-    "positives_dataset",
-    "retrieval_score_fn",
     "synthetic_catalogue",
 ]

@@ -1,32 +1,40 @@
 """SavedModels that TF Serving loads as is: named signatures, versioned atomic exports.
 
 `export_model` writes ``saved_models/<name>/<version>/`` (plus ``models.config`` and warmup
-requests) from a trained ranking model and its feature store; `load_recommender` and
+requests) for any trained tfrec model; `CatalogueModule` is the base of every exported module
+(`RecommenderModule` here, `tfrec.pipeline.TwoStagePipeline`); `load_recommender` and
 `LocalServing` use an export in process, without a server.
 """
 
+from tfrec.serving.catalogue import Catalogue, CatalogueModule, build_catalogue
 from tfrec.serving.export import (
     export_model,
+    export_module,
     latest_export,
     models_config_text,
     next_version,
+    recommender_module,
     write_models_config,
 )
-from tfrec.serving.local import LocalServing, Recommender, load_recommender
-from tfrec.serving.module import COLD_START_STRATEGIES, SIGNATURES, ServingModule
+from tfrec.serving.local import ExportedRecommender, LocalServing, load_recommender
+from tfrec.serving.module import SIGNATURES, RecommenderModule
 from tfrec.serving.warmup import read_warmup
 
 __all__ = [
-    "COLD_START_STRATEGIES",
     "SIGNATURES",
+    "Catalogue",
+    "CatalogueModule",
     "LocalServing",
-    "Recommender",
-    "ServingModule",
+    "ExportedRecommender",
+    "RecommenderModule",
+    "build_catalogue",
     "export_model",
+    "export_module",
     "latest_export",
     "load_recommender",
     "models_config_text",
     "next_version",
     "read_warmup",
+    "recommender_module",
     "write_models_config",
 ]

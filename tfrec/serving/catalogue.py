@@ -1,10 +1,14 @@
-"""What a recommend signature ranks over and what it must leave out, captured at export time.
+"""What every exported module ranks over and leaves out, and the `recommend` they share.
 
 A served recommender needs more than the model: the catalogue of movies it may return (ids,
-titles, popularity for the cold-start fallback) and, per user, the movies already seen in
-training, which must never be recommended again. Both are prepared here once, vectorised with
-numpy, and stored in a `tf.Module` (variables and a hash table) so that they travel inside the
-SavedModel and TF Serving needs nothing else.
+titles, popularity for the cold-start fallback) and, per user, the movies already seen, which
+must never be recommended again. `Catalogue` prepares them once, vectorised with numpy;
+`CatalogueModule` stores them in variables and a hash table (they travel inside the SavedModel,
+so TF Serving needs nothing else) and implements the ``recommend`` signature every tfrec export
+has: k validation, seen-item exclusion, cold start for unknown users, and the output layout
+(``movie_ids``, ``scores``, ``titles`` ``[B, k]``). The single-model recommender
+(`tfrec.serving.module`) and the two-stage pipeline (`tfrec.pipeline`) differ only in how they
+find a known user's best items (`top_k_known`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
+
+from tfrec.data.seen import SeenItems, SeenItemsLookup
+from tfrec.retrieval.topk import check_k
 
 
 def as_strings(values, name: str) -> np.ndarray:
@@ -82,81 +89,33 @@ def normalized_popularity(counts: np.ndarray) -> np.ndarray:
     return (counts / top if top > 0 else np.zeros_like(counts)).astype(np.float32)
 
 
-class SeenItems(tf.Module):
-    """Per-user seen movies in CSR form, plus which users the export knows.
-
-    Exists so that `recommend` can mask a user's training interactions with a few vectorised
-    ops: a hash table maps a user id to a CSR row, and the row's catalogue indices are
-    scattered into a ``[B, N]`` boolean mask. Users without a row (unknown users) map to an
-    extra empty row, so masking never fails.
-
-    Args:
-      known_users: Every user id the export knows (store users, histories, interactions).
-      seen_users: User id of each training interaction.
-      seen_items: Catalogue index of each training interaction's movie.
-      num_items: Catalogue size N.
-    """
-
-    def __init__(self, known_users, seen_users, seen_items, num_items: int):
-        super().__init__(name="seen_items")
-        known = np.unique(np.concatenate([as_strings(known_users, "known_users"), seen_users]))
-        rows = np.searchsorted(known, seen_users)
-        keys = np.unique(rows.astype(np.int64) * num_items + np.asarray(seen_items, np.int64))
-        counts = np.bincount(keys // num_items, minlength=len(known) + 1)
-        self.num_users = len(known)
-        self.num_items = int(num_items)
-        self.indptr = tf.Variable(
-            np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-            trainable=False,
-            name="indptr",
-        )
-        self.indices = tf.Variable(keys % num_items, trainable=False, name="indices")
-        self.table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(as_bytes(known)), tf.range(len(known), dtype=tf.int64)
-            ),
-            default_value=len(known),
-        )
-
-    def rows(self, user_ids: tf.Tensor) -> tf.Tensor:
-        """CSR row of each user id; unknown ids get the trailing empty row."""
-        return self.table.lookup(user_ids)
-
-    def known(self, user_ids: tf.Tensor) -> tf.Tensor:
-        """Whether each user id was known at export time, ``[B]`` bool."""
-        return self.rows(user_ids) < self.num_users
-
-    def mask(self, user_ids: tf.Tensor) -> tf.Tensor:
-        """``[B, N]`` bool: True where the movie is in the user's training interactions."""
-        rows = self.rows(user_ids)
-        positions = tf.ragged.range(tf.gather(self.indptr, rows), tf.gather(self.indptr, rows + 1))
-        items = tf.gather(self.indices, positions.flat_values)
-        coords = tf.stack([positions.value_rowids(), items], axis=1)
-        shape = tf.stack([tf.shape(user_ids, out_type=tf.int64)[0], self.num_items])
-        hits = tf.scatter_nd(coords, tf.ones_like(items, dtype=tf.int32), shape)
-        return hits > 0
-
-
 @dataclasses.dataclass(frozen=True)
 class Catalogue:
-    """What an export knows about its movies and users, read once from a FeatureStore.
-
-    Exists so that every exported module (the single-model recommender and the two-stage
-    pipeline) validates `seen`, titles and popularity the same way and masks the same items.
+    """What an export knows about its items and users, validated once.
 
     Attributes:
-      ids: Movie ids in catalogue order (the store's movies table).
-      titles: Title of each movie ("" where unknown).
-      counts: Popularity count of each movie.
-      seen: The per-user seen items, for masking.
-      example_users: Up to two known user ids, for warmup requests.
+      ids: Item ids in catalogue order (the store's movies table).
+      titles: Title of each item ("" where unknown).
+      counts: Popularity count of each item (cold start).
+      seen: Per-user seen items as a `SeenItemsLookup` keyed by raw user id.
     """
 
     ids: np.ndarray
     titles: np.ndarray
     counts: np.ndarray
-    seen: SeenItems
-    example_users: np.ndarray
+    seen: SeenItemsLookup
+
+
+def _store_titles(store, ids):
+    column = store.movies.columns.get("movie_title") if store.movies is not None else None
+    return np.full(len(ids), "") if column is None else column.numpy()[:-1]
+
+
+def _known_users(store) -> np.ndarray:
+    tables = [t for t in (store.users, store.history) if t is not None]
+    return np.concatenate(
+        [np.array([], str)] + [as_strings(t.ids.numpy(), "user ids") for t in tables]
+    )
 
 
 def build_catalogue(store, seen, movie_titles=None, popularity=None) -> Catalogue:
@@ -164,7 +123,7 @@ def build_catalogue(store, seen, movie_titles=None, popularity=None) -> Catalogu
 
     Args:
       store: The `tfrec.features.FeatureStore` the export scores with; its movies table is
-        the catalogue.
+        the catalogue, and its users / history tables list the users the export knows.
       seen: Pair ``(user_ids, movie_ids)`` of interactions never recommended back.
       movie_titles: ``{movie_id: title}`` or titles in catalogue order (default: the store's
         ``movie_title`` column, if any).
@@ -190,19 +149,108 @@ def build_catalogue(store, seen, movie_titles=None, popularity=None) -> Catalogu
         if popularity is None
         else aligned(popularity, ids, "popularity", 0)
     )
-    if movie_titles is None:
-        column = store.movies.columns.get("movie_title") if store.movies is not None else None
-        titles = np.full(len(ids), "") if column is None else column.numpy()[:-1]
-    else:
-        titles = aligned(movie_titles, ids, "movie_titles", "")
-    tables = [t for t in (store.users, store.history) if t is not None]
-    known = np.concatenate(
-        [np.array([], str)] + [as_strings(t.ids.numpy(), "user ids") for t in tables]
+    titles = (
+        _store_titles(store, ids)
+        if movie_titles is None
+        else aligned(movie_titles, ids, "movie_titles", "")
     )
+    users, rows = np.unique(seen_users, return_inverse=True)
+    table = SeenItems.from_pairs(rows.reshape(-1), items, max(len(users), 1), len(ids))
+    if not len(users):
+        users = np.array(["\x00no-user"])
     return Catalogue(
         ids=ids,
         titles=as_strings(titles, "movie_titles"),
         counts=counts,
-        seen=SeenItems(known, seen_users, items, len(ids)),
-        example_users=np.unique(np.concatenate([known, seen_users]))[:2],
+        seen=table.lookup(users, known_users=_known_users(store)),
     )
+
+
+class CatalogueModule(tf.Module):
+    """Base of every exported module: the catalogue, seen items, cold start and `recommend`.
+
+    Subclasses implement `top_k_known(user_id, k) -> (scores [B, k], items [B, k])` (catalogue
+    indices, -1 and score -inf where fewer than k items remain) for users the export knows,
+    with their seen items already left out, plus `more_signatures()` and `more_examples()`.
+
+    Args:
+      catalogue: The `Catalogue` (ids, titles, popularity, seen items).
+      cold_start: "popular": users the export does not know get the most popular items,
+        scored by normalized popularity; subclasses may offer more strategies.
+      name: Module name.
+    """
+
+    COLD_START = ("popular",)
+
+    def __init__(self, catalogue: Catalogue, cold_start="popular", name=None):
+        super().__init__(name=name)
+        if cold_start not in self.COLD_START:
+            raise ValueError(
+                f"`cold_start` must be one of {self.COLD_START}. Received: cold_start={cold_start!r}"
+            )
+        self.cold_start = cold_start
+        self.num_items = len(catalogue.ids)
+        self.seen = catalogue.seen
+        self.catalogue_ids = tf.Variable(as_bytes(catalogue.ids), trainable=False, name="movie_ids")
+        self.catalogue_titles = tf.Variable(
+            as_bytes(catalogue.titles), trainable=False, name="titles"
+        )
+        scores = normalized_popularity(catalogue.counts)
+        order = np.argsort(-scores, kind="stable")
+        self.popular_items = tf.Variable(order.astype(np.int64), trainable=False, name="popular")
+        self.popular_scores = tf.Variable(scores[order], trainable=False, name="popular_scores")
+        self._example_users = as_strings(catalogue.seen.example_users, "example users")
+
+    def top_k_known(self, user_id, k):
+        raise NotImplementedError(f"{type(self).__name__} must implement top_k_known")
+
+    def top_k_cold(self, user_id, k):
+        """Scores and items for users the export does not know: the most popular items."""
+        batch = tf.shape(user_id)[0]
+        items = tf.tile(self.popular_items[None, :k], [batch, 1])
+        return tf.tile(self.popular_scores[None, :k], [batch, 1]), items
+
+    def outputs(self, scores, items) -> dict:
+        """The ``recommend`` layout: ids, scores and titles ``[B, k]``, "" / 0 where empty."""
+        found = items >= 0
+        safe = tf.maximum(items, 0)
+        return {
+            "movie_ids": tf.where(found, tf.gather(self.catalogue_ids, safe), ""),
+            "scores": tf.where(found, scores, 0.0),
+            "titles": tf.where(found, tf.gather(self.catalogue_titles, safe), ""),
+        }
+
+    @tf.function
+    def recommend(self, user_id, k):
+        """Top-k unseen catalogue items per user; unknown users get the cold-start strategy."""
+        k = tf.minimum(check_k(k), self.num_items)
+        known = self.seen.known(user_id)[:, None]
+        scores, items = self.top_k_known(user_id, k)
+        cold_scores, cold_items = self.top_k_cold(user_id, k)
+        items = tf.where(known, items, cold_items)
+        scores = tf.where(known, scores, cold_scores)
+        return self.outputs(scores, items)
+
+    def signatures(self) -> dict:
+        """Concrete functions for ``tf.saved_model.save(..., signatures=...)``, by name."""
+        user = tf.TensorSpec([None], tf.string, name="user_id")
+        k = tf.TensorSpec([], tf.int32, name="k")
+        return {
+            "recommend": self.recommend.get_concrete_function(user, k),
+            **self.more_signatures(),
+        }
+
+    def more_signatures(self) -> dict:
+        return {}
+
+    def example_users(self) -> np.ndarray:
+        """Up to two known users and one unknown, as UTF-8 bytes (for warmup requests)."""
+        return as_bytes(np.concatenate([self._example_users, ["unknown-user"]]))
+
+    def example_inputs(self) -> dict:
+        """Small valid inputs for each signature (numpy), e.g. for warmup requests."""
+        k = np.int32(min(10, self.num_items))
+        return {"recommend": {"user_id": self.example_users(), "k": k}, **self.more_examples()}
+
+    def more_examples(self) -> dict:
+        return {}

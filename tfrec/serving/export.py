@@ -22,13 +22,16 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from tfrec.serving.module import ServingModule
+from tfrec.data.splitdata import SplitData
+from tfrec.features.inputs import feature_store
+from tfrec.serving.catalogue import build_catalogue
+from tfrec.serving.module import RecommenderModule
 from tfrec.serving.warmup import warmup_logs, write_warmup
 
 MODELS_CONFIG = "models.config"
 TEMP_PREFIX = ".tmp-"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-_VERSION = re.compile(r"^[0-9]+$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_VERSION = re.compile(r"[0-9]+")
 
 
 def versions(model_dir) -> list[int]:
@@ -36,7 +39,7 @@ def versions(model_dir) -> list[int]:
     model_dir = pathlib.Path(model_dir)
     if not model_dir.is_dir():
         return []
-    found = [p.name for p in model_dir.iterdir() if p.is_dir() and _VERSION.match(p.name)]
+    found = [p.name for p in model_dir.iterdir() if p.is_dir() and _VERSION.fullmatch(p.name)]
     return sorted(int(name) for name in found)
 
 
@@ -67,7 +70,7 @@ def model_names(base_dir) -> list[str]:
     if not base_dir.is_dir():
         return []
     return sorted(
-        p.name for p in base_dir.iterdir() if p.is_dir() and _NAME.match(p.name) and versions(p)
+        p.name for p in base_dir.iterdir() if p.is_dir() and _NAME.fullmatch(p.name) and versions(p)
     )
 
 
@@ -102,7 +105,7 @@ def write_models_config(base_dir, serving_root: str = "/models") -> pathlib.Path
 
 
 def _check_name(name) -> None:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(
             "`name` must be letters, digits, '_' or '-', not starting with '_' or '-' "
             f"(it is a directory and TF Serving's model name). Received: name={name!r}"
@@ -124,34 +127,48 @@ def _publish(staging: pathlib.Path, model_dir: pathlib.Path) -> pathlib.Path:
     raise RuntimeError(f"Could not find a free version number in {model_dir}.")
 
 
+def recommender_module(model, data: SplitData, as_of: str = "all", cold_start="popular"):
+    """The `RecommenderModule` of `model` with everything known at `as_of` in `data`.
+
+    ``as_of="all"`` (serving) treats every rating as seen (never recommended again) and as
+    history; ``as_of="test"`` (a held-out export) knows only train and valid, exactly as the
+    library's test-split evaluation does, so the servable itself can be judged on test.
+    """
+    store = feature_store(data, as_of, model.history_length)
+    known = data.known(as_of)
+    catalogue = build_catalogue(
+        store,
+        seen=(known["user_id"], known["movie_id"]),
+        movie_titles=data.items.get("movie_title"),
+        popularity=data.item_counts(as_of),
+    )
+    return RecommenderModule(model, store, catalogue, cold_start)
+
+
 def export_model(
     model,
-    store,
-    seen,
-    movie_titles=None,
+    data: SplitData,
+    as_of: str = "all",
     base_dir="saved_models",
     name: str = "deepfm",
     cold_start: str = "popular",
-    popularity=None,
     warmup: bool = True,
     serving_root: str = "/models",
 ) -> pathlib.Path:
     """Exports `model` as the next version of ``<base_dir>/<name>`` for TF Serving.
 
-    The SavedModel holds the model, the feature store, the catalogue and the seen items, with
-    signatures ``serving_default``, ``score_features`` and ``recommend`` (see
-    `tfrec.serving.module`). It is written to a temporary directory and renamed to its
-    integer version only when complete; ``<base_dir>/models.config`` is then rewritten.
+    The SavedModel holds the model's state, the feature store (side features and each user's
+    history as of `as_of`), the encoded catalogue and the seen items, with signatures
+    ``serving_default``, ``score_features`` and ``recommend`` (see `tfrec.serving.module`).
 
     Args:
-      model: A trained `tfrec.models.base.RankingModel`.
-      store: `tfrec.features.store.FeatureStore` with the side features (and the catalogue).
-      seen: ``(user_ids, movie_ids)`` arrays of training interactions, excluded per user.
-      movie_titles: ``{movie_id: title}`` or titles in catalogue order (default: the store's).
+      model: A trained `tfrec.models.Recommender`.
+      data: The `SplitData` it was trained on.
+      as_of: What the export knows: "all" (every rating; for serving) or "test" / "valid"
+        (a held-out export whose `recommend` can be judged on that split).
       base_dir: Directory mounted as the server's model root.
       name: Model name (the directory and TF Serving's model name).
       cold_start: "popular" or "average_user": what `recommend` does for unknown users.
-      popularity: ``{movie_id: count}`` or counts in catalogue order (default: from `seen`).
       warmup: Write ``assets.extra/tf_serving_warmup_requests`` (one request per signature).
       serving_root: Where `base_dir` is mounted inside the server, for models.config.
 
@@ -159,7 +176,7 @@ def export_model(
       The new version directory, e.g. ``saved_models/deepfm/3``.
     """
     _check_name(name)
-    module = ServingModule(model, store, seen, movie_titles, cold_start, popularity)
+    module = recommender_module(model, data, as_of, cold_start)
     return export_module(module, base_dir, name, warmup, serving_root)
 
 
@@ -168,7 +185,8 @@ def export_module(
 ) -> pathlib.Path:
     """Saves a servable `tf.Module` as the next version of ``<base_dir>/<name>``.
 
-    Shared by `export_model` and `tfrec.pipeline.export_pipeline`: `module` provides
+    Shared by `export_model` and `tfrec.pipeline.export_pipeline`: `module` (a
+    `tfrec.serving.catalogue.CatalogueModule`) provides
     ``signatures()`` and ``example_inputs()``. The SavedModel (plus warmup requests) is written
     to a hidden temporary directory, renamed to its integer version only when complete, and
     ``<base_dir>/models.config`` is then rewritten. Returns the version directory.

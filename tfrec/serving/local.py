@@ -165,14 +165,14 @@ class LocalServing:
         return response
 
 
-class Recommender:
+class ExportedRecommender:
     """Top-k movies per user through an export's ``recommend`` signature (`tfrec recommend`).
 
     Args:
       path: A version directory, or a model directory (its latest version is used).
 
     Example:
-      >>> recommend = Recommender("saved_models/deepfm")
+      >>> recommend = ExportedRecommender("saved_models/deepfm")
       >>> movie_ids, scores, titles = recommend(["196", "186"], k=5)
     """
 
@@ -200,6 +200,6 @@ class Recommender:
         return ids, out["scores"].numpy(), titles
 
 
-def load_recommender(path) -> Recommender:
+def load_recommender(path) -> ExportedRecommender:
     """The callable ``tfrec recommend`` uses: ``(user_ids, k) -> (movie_ids, scores, titles)``."""
-    return Recommender(path)
+    return ExportedRecommender(path)

@@ -1,15 +1,17 @@
-"""The `tf.Module` a tfrec SavedModel is made of, and its three serving signatures.
+"""The `tf.Module` a tfrec model is exported as, and its serving signatures.
 
 TFRS's usual export (a Keras model saved as is, or a BruteForce index) leaves TF Serving with
 inputs named ``input_1``, outputs named ``output_1``, a ``k`` frozen at save time and no way to
-leave out what the user already saw. `ServingModule` fixes each of these: it holds the model's
-variables and lookup tables, the feature store, the catalogue and the seen items, and exposes
+leave out what the user already saw. `RecommenderModule` fixes each of these for any
+`tfrec.models.Recommender`, through the model contract alone: the candidate side of the whole
+catalogue is encoded once at export and stored; a request encodes its users and scores them
+with the model's `score_all`. Signatures:
 
-* ``serving_default``: ``user_id``, ``movie_id`` ``[B]`` -> ``score`` ``[B]`` (probability);
-* ``score_features``: the same plus every side feature the towers read -> ``score``;
+* ``serving_default``: ``user_id``, ``movie_id`` ``[B]`` -> ``score`` ``[B]`` (the task's served
+  score: a probability for ranking models);
+* ``score_features``: the same from explicit side features (users unknown to the store);
 * ``recommend``: ``user_id`` ``[B]``, ``k`` scalar -> ``movie_ids``, ``scores``, ``titles``
-  ``[B, k]``, with the user's training interactions masked and a cold-start strategy for
-  users the export does not know.
+  ``[B, k]`` (see `tfrec.serving.catalogue.CatalogueModule`).
 """
 
 from __future__ import annotations
@@ -19,14 +21,13 @@ import types
 import numpy as np
 import tensorflow as tf
 
-from tfrec.models.base import RankingModel
-from tfrec.models.fast_scoring import cross_logits, side_parts, supports_fast_scoring
-from tfrec.serving.catalogue import as_bytes, build_catalogue, normalized_popularity
+from tfrec.models.base import Recommender, encode_catalogue
+from tfrec.retrieval.topk import padded_top_k
+from tfrec.serving.catalogue import CatalogueModule, as_bytes
 
-COLD_START_STRATEGIES = ("popular", "average_user")
 SIGNATURES = ("serving_default", "score_features", "recommend")
 PAIRS_PER_STEP = 8192
-"""User-movie pairs `recommend` scores per step (a few users times the catalogue)."""
+"""User-item pairs `recommend` scores per step (a few users times the catalogue)."""
 _IDS = ("user_id", "movie_id")
 
 
@@ -49,75 +50,54 @@ def _columns(table) -> dict:
     return {} if table is None else dict(table.columns)
 
 
-class ServingModule(tf.Module):
-    """A ranking model, its feature store, catalogue and seen items, ready for TF Serving.
+def frozen(encoding):
+    """An encoding stored as non-trainable variables (saved in the SavedModel)."""
+    return tf.nest.map_structure(lambda t: tf.Variable(t, trainable=False), encoding)
 
-    Exists so that a SavedModel answers by id alone: side features, history, catalogue,
-    titles and the items to exclude are all inside it. Save it with
+
+def check_model(model) -> None:
+    if not isinstance(model, Recommender):
+        raise TypeError(
+            "`model` must be a tfrec model (a tfrec.models.Recommender, e.g. from "
+            f"tfrec.models.build_model). Received: model={type(model).__name__}"
+        )
+
+
+class RecommenderModule(CatalogueModule):
+    """A model, its feature store, catalogue and seen items, ready for TF Serving.
+
+    Exists so that a SavedModel answers by id alone: side features, histories, the encoded
+    catalogue, titles and the items to exclude are all inside it. Save it with
     ``tf.saved_model.save(module, path, signatures=module.signatures())`` (`export_model`
     does this atomically, with versioning and warmup requests).
 
     Args:
-      model: A `tfrec.models.base.RankingModel` (already trained or at least called once).
-      store: The `tfrec.features.store.FeatureStore` to join side features from; its movies
-        table is the catalogue `recommend` ranks.
-      seen: ``(user_ids, movie_ids)`` of the training interactions, excluded per user.
-      movie_titles: ``{movie_id: title}`` or an array in catalogue order; defaults to the
-        store's ``movie_title`` column (or "" when it has none).
-      cold_start: "popular" (unknown users get the most popular movies, scored by
-        normalized popularity) or "average_user" (scored by the model with the store's
-        missing-row user features; every unknown user gets the same list).
-      popularity: ``{movie_id: count}`` or counts in catalogue order; defaults to each
-        movie's number of interactions in `seen`.
+      model: A trained `tfrec.models.Recommender` (called at least once).
+      store: The `tfrec.features.FeatureStore` to join side features and histories from.
+      catalogue: The `tfrec.serving.catalogue.Catalogue` (the store's movies, seen items).
+      cold_start: "popular" (unknown users get the most popular items, scored by normalized
+        popularity) or "average_user" (scored by the model with the store's missing-row user
+        features; every unknown user gets the same list).
     """
 
-    def __init__(
-        self, model, store, seen, movie_titles=None, cold_start="popular", popularity=None
-    ):
-        super().__init__(name="recommender")
-        if not isinstance(model, RankingModel):
-            raise TypeError(
-                "`model` must be a tfrec RankingModel (e.g. from tfrec.models.build_model). "
-                f"Received: model={type(model).__name__}"
-            )
-        if cold_start not in COLD_START_STRATEGIES:
-            raise ValueError(
-                f"`cold_start` must be one of {COLD_START_STRATEGIES}. "
-                f"Received: cold_start={cold_start!r}"
-            )
+    COLD_START = ("popular", "average_user")
+
+    def __init__(self, model, store, catalogue, cold_start="popular"):
+        super().__init__(catalogue, cold_start, name="recommender")
+        check_model(model)
         self._keras = types.SimpleNamespace(model=model)  # not tracked: see model_state
         self.store = store
-        self.cold_start = cold_start
-        catalogue = build_catalogue(store, seen, movie_titles, popularity)
-        ids = catalogue.ids
         self._check_features()
+        ids = tf.constant(as_bytes(catalogue.ids))
         # One eager call builds a model that was never called, so all its state exists now.
-        model.score(
-            store.join({"user_id": tf.constant([""]), "movie_id": tf.constant(as_bytes(ids[:1]))})
-        )
+        model.score(store.join({"user_id": tf.constant([""]), "movie_id": ids[:1]}))
         self.model_state = model_state(model)
-        self.num_items = len(ids)
-        self.catalogue_ids = tf.Variable(as_bytes(ids), trainable=False, name="movie_ids")
-        self.catalogue_titles = tf.Variable(
-            as_bytes(catalogue.titles), trainable=False, name="titles"
-        )
-        self.popularity = tf.Variable(
-            normalized_popularity(catalogue.counts), trainable=False, name="popularity"
-        )
-        self.seen = catalogue.seen
-        self._example_users = catalogue.example_users
-        self._factorized = model.field_factorized and self._towers_split_by_side()
-        if self._factorized:
-            movie = model.movie_tower(store.join({"movie_id": self.catalogue_ids}))
-            self.movie_embeddings = tf.Variable(movie["embeddings"], trainable=False)
-            self.movie_weights = tf.Variable(movie["weights"], trainable=False)
-            if supports_fast_scoring(model):  # DeepFM: item parts once (tfrec.models.fast_scoring)
-                parts = side_parts(model, movie, "item")
-                self.item_parts = {k: tf.Variable(v, trainable=False) for k, v in parts.items()}
+        items = store.join({"movie_id": ids})
+        self.candidates = frozen(encode_catalogue(model, items))
 
     @property
     def model(self):
-        """The Keras ranking model (its state is saved; the Keras object itself is not)."""
+        """The Keras model (its state is saved; the Keras object itself is not)."""
         return self._keras.model
 
     # ---------------------------------------------------------------- features and specs
@@ -127,9 +107,12 @@ class ServingModule(tf.Module):
         return user, _columns(self.store.movies)
 
     def _feature_keys(self) -> list[str]:
-        return sorted(
-            set(self.model.user_tower.feature_keys) | set(self.model.movie_tower.feature_keys)
+        model = self.model
+        keys = set(model.query_keys) | set(model.candidate_keys)
+        keys |= set(getattr(model, "raw_query_keys", ())) | set(
+            getattr(model, "raw_candidate_keys", ())
         )
+        return sorted(keys)
 
     def _check_features(self) -> None:
         user, movie = self._side_columns()
@@ -138,17 +121,11 @@ class ServingModule(tf.Module):
             raise ValueError(
                 f"The model reads features {missing} that the FeatureStore does not provide "
                 f"(users/history: {sorted(user)}, movies: {sorted(movie)}). Fix: build the "
-                "store from tables with these columns."
+                "store from tables with these columns (and the model's history_length)."
             )
 
-    def _towers_split_by_side(self) -> bool:
-        user, movie = self._side_columns()
-        return set(self.model.user_tower.feature_keys) <= set(user) | {"user_id"} and set(
-            self.model.movie_tower.feature_keys
-        ) <= set(movie) | {"movie_id"}
-
     def feature_specs(self) -> dict:
-        """Input specs of `score_features`: ids plus each tower feature, batch-dynamic."""
+        """Input specs of `score_features`: ids plus each feature the model reads."""
         user, movie = self._side_columns()
         columns = {**user, **movie}
         specs = {key: tf.TensorSpec([None], tf.string, name=key) for key in _IDS}
@@ -158,22 +135,17 @@ class ServingModule(tf.Module):
                 specs[key] = tf.TensorSpec([None] * column.shape.rank, column.dtype, name=key)
         return specs
 
-    def signatures(self) -> dict:
-        """Concrete functions for `tf.saved_model.save(..., signatures=...)`, by name."""
+    def more_signatures(self) -> dict:
         user = tf.TensorSpec([None], tf.string, name="user_id")
         movie = tf.TensorSpec([None], tf.string, name="movie_id")
-        k = tf.TensorSpec([], tf.int32, name="k")
         return {
             "serving_default": self.score_ids.get_concrete_function(user, movie),
             "score_features": self.score_features.get_concrete_function(self.feature_specs()),
-            "recommend": self.recommend.get_concrete_function(user, k),
         }
 
-    def example_inputs(self) -> dict:
-        """Small valid inputs for each signature (numpy), e.g. for warmup requests."""
-        users = as_bytes(np.concatenate([self._example_users, ["unknown-user"]]))
-        movies = self.catalogue_ids.numpy()[: len(users)]
-        movies = np.resize(movies, len(users))
+    def more_examples(self) -> dict:
+        users = self.example_users()
+        movies = np.resize(self.catalogue_ids.numpy(), len(users))
         joined = self.store.join({"user_id": tf.constant(users), "movie_id": tf.constant(movies)})
         specs = self.feature_specs()
         return {
@@ -182,100 +154,50 @@ class ServingModule(tf.Module):
                 key: np.asarray(joined[key], dtype=spec.dtype.as_numpy_dtype)
                 for key, spec in specs.items()
             },
-            "recommend": {"user_id": users, "k": np.int32(min(10, self.num_items))},
         }
 
     # ---------------------------------------------------------------- signatures
 
-    def _probability(self, features: dict) -> tf.Tensor:
-        return tf.cast(self.model.score(features), tf.float32)
-
     @tf.function
     def score_ids(self, user_id, movie_id):
-        """Probability of each (user_id, movie_id) pair, side features joined from the store."""
+        """Served score of each (user_id, movie_id) pair, side features joined from the store."""
         features = self.store.join({"user_id": user_id, "movie_id": movie_id})
-        return {"score": self._probability(features)}
+        return {"score": tf.cast(self.model.score(features), tf.float32)}
 
     @tf.function
     def score_features(self, features):
-        """Probability of each pair from explicit side features (users unknown to the store)."""
-        return {"score": self._probability(dict(features))}
+        """Served score of each pair from explicit side features (users unknown to the store)."""
+        return {"score": tf.cast(self.model.score(dict(features)), tf.float32)}
 
-    def _catalogue_scores(self, user_id: tf.Tensor) -> tf.Tensor:
-        """Model probabilities ``[B, N]`` of every catalogue movie for each user.
+    def _block_top_k(self, user_id, k):
+        """Top-k of a block of users over the encoded catalogue, seen items masked."""
+        model = self.model
+        query = model.encode_query(self.store.join({"user_id": user_id}), training=False)
+        logits = model.score_all(query, self.candidates, training=False)
+        scores = tf.cast(model.task.activation(logits), tf.float32)
+        scores = tf.where(self.seen.mask(user_id), float("-inf"), scores)
+        return padded_top_k(scores, None, k)
 
-        Users are scored a few at a time (about `PAIRS_PER_STEP` pairs per step): memory stays
-        bounded for any batch and the deep head's activations stay small enough for the CPU
-        cache, which makes a batch of users as fast per user as one user.
-        """
-        users = self.store.join({"user_id": user_id})
-        movies = None
-        if not self._factorized:
-            movies = self.store.join({"movie_id": tf.identity(self.catalogue_ids)})
-        batch, n = tf.shape(user_id)[0], self.num_items
-        step = max(1, PAIRS_PER_STEP // n)
+    def top_k_known(self, user_id, k):
+        """Scores users a few at a time (about `PAIRS_PER_STEP` pairs per step): memory stays
+        bounded for any batch and the activations stay small enough for the CPU cache."""
+        batch = tf.shape(user_id)[0]
+        step = max(1, PAIRS_PER_STEP // self.num_items)
         starts = tf.range(0, batch, step)
 
-        def score_step(i, blocks):
-            part = {key: value[starts[i] : starts[i] + step] for key, value in users.items()}
-            return i + 1, blocks.write(i, self._block_scores(part, movies))
+        def block(i, scores, items):
+            part = user_id[starts[i] : starts[i] + step]
+            top, found = self._block_top_k(part, k)
+            return i + 1, scores.write(i, top), items.write(i, found)
 
-        blocks = tf.TensorArray(
-            tf.float32, size=tf.size(starts), infer_shape=False, element_shape=[None, n]
+        empty = (tf.TensorArray(tf.float32, size=tf.size(starts), infer_shape=False),
+                 tf.TensorArray(tf.int64, size=tf.size(starts), infer_shape=False))  # fmt: skip
+        _, scores, items = tf.while_loop(
+            lambda i, *_: i < tf.size(starts), block, (tf.constant(0), *empty)
         )
-        _, blocks = tf.while_loop(
-            lambda i, _: i < tf.size(starts), score_step, (tf.constant(0), blocks)
-        )
-        return tf.reshape(blocks.concat(), [batch, n])
+        return tf.reshape(scores.concat(), [batch, k]), tf.reshape(items.concat(), [batch, k])
 
-    def _block_scores(self, users: dict, movies) -> tf.Tensor:
-        """Probabilities ``[b, N]`` for a block of users' joined features."""
-        batch, n = tf.shape(users["user_id"])[0], self.num_items
-
-        def tiled(value):
-            return tf.tile(value, tf.concat([[batch], tf.ones_like(tf.shape(value)[1:])], 0))
-
-        if self._factorized:
-            side = self.model.user_tower(users)
-            if getattr(self, "item_parts", None) is not None:
-                user = side_parts(self.model, side, "user")
-                logits = cross_logits(self.model, user, self.item_parts)
-                return tf.reshape(tf.sigmoid(logits), [batch, n])
-
-            def pairs(user_part, movie_part):
-                user_part = tf.repeat(user_part, n, axis=0)
-                return tf.concat([user_part, tf.cast(tiled(movie_part), user_part.dtype)], axis=1)
-
-            logits = self.model.logits_from_fields(
-                pairs(side["embeddings"], self.movie_embeddings),
-                pairs(side["weights"], self.movie_weights),
-                training=False,
-            )
-        else:
-            features = {key: tf.repeat(value, n, axis=0) for key, value in users.items()}
-            features.update({key: tiled(value) for key, value in movies.items()})
-            logits = self.model(features, training=False)
-        return tf.reshape(tf.sigmoid(tf.cast(logits, tf.float32)), [batch, n])
-
-    @tf.function
-    def recommend(self, user_id, k):
-        """Top-k unseen catalogue movies per user; unknown users get the cold-start strategy."""
-        tf.debugging.assert_non_negative(
-            k, message="`k` must be >= 0 (the number of movies to return per user)"
-        )
-        k = tf.minimum(k, self.num_items)
-        known = self.seen.known(user_id)
+    def top_k_cold(self, user_id, k):
         if self.cold_start == "average_user":
-            scores = self._catalogue_scores(tf.where(known, user_id, ""))
-        else:
-            scores = tf.where(
-                known[:, None], self._catalogue_scores(user_id), self.popularity[None, :]
-            )
-        scores = tf.where(self.seen.mask(user_id), float("-inf"), scores)
-        top, index = tf.math.top_k(scores, k=k)
-        found = tf.math.is_finite(top)
-        return {
-            "movie_ids": tf.where(found, tf.gather(self.catalogue_ids, index), ""),
-            "scores": tf.where(found, top, 0.0),
-            "titles": tf.where(found, tf.gather(self.catalogue_titles, index), ""),
-        }
+            return self.top_k_known(tf.fill(tf.shape(user_id), ""), k)
+        return super().top_k_cold(user_id, k)

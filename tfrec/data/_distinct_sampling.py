@@ -1,11 +1,11 @@
-"""Negative sampling for the sampled-ranking protocol, vectorized and reproducible per user.
+"""Distinct per-user negatives for sampled evaluation (the numpy half of `NegativeSampler`).
 
 Each user's negatives are `num_negatives` distinct items drawn without replacement, in proportion
-to a weight (uniform, or item popularity), from the items the user never interacted with (not in
-the exclude set, not the target, weight > 0).
+to a weight (uniform, or popularity), from the items the user never interacted with (not seen,
+not the target, weight > 0).
 
 How: each user has its own counter-based random stream (splitmix64 of seed, user, draw number),
-so a user's negatives depend only on (seed, user, target, exclude set), never on the batch size or
+so a user's negatives depend only on (seed, user, target, seen set), never on the batch size or
 on which other users are evaluated. Fast path: draw 2·M + 64 items i.i.d. from the weights and keep
 the first M that are valid and not repeated; taking the first distinct valid draws of an i.i.d.
 sequence is exactly successive sampling without replacement. Exact fallback (rows where too few
@@ -16,14 +16,9 @@ items, so the fallback is the same distribution, not an approximation.
 
 import numpy as np
 
-from tfrec.evaluation.exclude import ExcludeSet
-
-__all__ = ["NegativeSampler"]
-
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MUL1 = np.uint64(0xBF58476D1CE4E5B9)
 _MUL2 = np.uint64(0x94D049BB133111EB)
-_DISTRIBUTIONS = ("uniform", "popularity")
 _FALLBACK_ELEMENTS = 1 << 20  # bounds the dense [rows, num_items] fallback work arrays
 
 
@@ -49,65 +44,25 @@ def _unit_floats(bits, open_interval=False):
     return (mantissa + (0.5 if open_interval else 0.0)) * 2.0**-53
 
 
-class NegativeSampler:
-    """Draws per-user negatives for sampled ranking; see the module docstring for the method.
+class DistinctDraws:
+    """Reproducible distinct draws of non-seen items per user; see the module docstring.
 
     Args:
-        num_items: size of the item universe.
-        exclude: `ExcludeSet` of items each user interacted with (never sampled).
-        distribution: "uniform" or "popularity" (probability proportional to `item_counts`).
-        item_counts: non-negative array [num_items]; required for "popularity". Items with a zero
-            count are never sampled.
-        seed: non-negative int; same seed, same negatives for each user.
+      seen: `SeenItems` never drawn for their user.
+      weights: Per-item non-negative float weights ``[num_items]`` (ones for uniform).
+      uniform: Whether the weights are all equal (draws use a cheap modulo).
+      seed: Non-negative int; same seed, same negatives for each user.
     """
 
-    def __init__(self, num_items, exclude, distribution="uniform", item_counts=None, seed=0):
-        if not isinstance(exclude, ExcludeSet) or exclude.num_items != num_items:
-            raise ValueError(
-                "exclude must be an ExcludeSet built with the same num_items. "
-                f"Received: exclude={type(exclude).__name__}, num_items={num_items}"
-            )
-        if distribution not in _DISTRIBUTIONS:
-            raise ValueError(
-                f"distribution must be one of {_DISTRIBUTIONS}. Received: distribution={distribution!r}"
-            )
-        if (
-            isinstance(seed, bool)
-            or not isinstance(seed, int | np.integer)
-            or not 0 <= seed < 2**63
-        ):
-            raise ValueError(f"seed must be a non-negative integer. Received: seed={seed!r}")
-        if distribution == "popularity":
-            if item_counts is None:
-                raise ValueError(
-                    "distribution='popularity' needs item_counts (training interactions per item). "
-                    "Received: item_counts=None"
-                )
-            weights = np.asarray(item_counts, dtype=np.float64)
-            if weights.shape != (num_items,):
-                raise ValueError(
-                    f"item_counts must have shape ({num_items},). Received: shape={weights.shape}"
-                )
-            if not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
-                raise ValueError(
-                    "item_counts must be finite, non-negative and not all zero. "
-                    f"Received: min={weights.min()}, sum={weights.sum()}"
-                )
-        else:
-            if item_counts is not None:
-                raise ValueError(
-                    "item_counts is only used with distribution='popularity'. Received: item_counts=array"
-                )
-            weights = np.ones(num_items, dtype=np.float64)
-        self.num_items = int(num_items)
-        self.exclude = exclude
-        self.distribution = distribution
+    def __init__(self, seen, weights, uniform: bool, seed: int):
+        self.num_items = int(seen.num_items)
+        self.exclude = seen
+        self.uniform = uniform
         self.seed = int(seed)
-        self._weights = weights
         self._positive = weights > 0
         self._log_weights = np.log(np.where(self._positive, weights, 1.0))
         self._cdf = np.cumsum(weights)
-        positive_excluded = self._positive[exclude.indices].astype(np.int64)
+        positive_excluded = self._positive[seen.indices].astype(np.int64)
         self._excluded_positive_cum = np.concatenate([[0], np.cumsum(positive_excluded)])
 
     def available(self, user_index, target_index):
@@ -128,26 +83,7 @@ class NegativeSampler:
         """
         user_index = np.asarray(user_index, dtype=np.int64)
         target_index = np.asarray(target_index, dtype=np.int64)
-        if user_index.ndim != 1 or user_index.shape != target_index.shape:
-            raise ValueError(
-                "user_index and target_index must be 1-D arrays of the same length. "
-                f"Received: shapes {user_index.shape} and {target_index.shape}"
-            )
-        if isinstance(num_negatives, bool) or not isinstance(num_negatives, int | np.integer):
-            raise ValueError(
-                f"num_negatives must be an integer. Received: num_negatives={num_negatives!r}"
-            )
-        if num_negatives < 1:
-            raise ValueError(
-                f"num_negatives must be positive. Received: num_negatives={num_negatives}"
-            )
         num_negatives = int(num_negatives)
-        self.exclude.check_users(user_index)
-        if target_index.size and (target_index.min() < 0 or target_index.max() >= self.num_items):
-            raise ValueError(
-                f"target_index must lie in [0, num_items={self.num_items}). "
-                f"Received: min={target_index.min()}, max={target_index.max()}"
-            )
         available = self.available(user_index, target_index)
         if (available < num_negatives).any():
             row = int(np.argmax(available < num_negatives))
@@ -158,7 +94,7 @@ class NegativeSampler:
             )
         num_draws = 2 * num_negatives + 64
         bits = _random_bits(self.seed, 0, user_index, num_draws)
-        if self.distribution == "uniform":
+        if self.uniform:
             draws = (bits % np.uint64(self.num_items)).astype(np.int64)
         else:
             targets = _unit_floats(bits) * self._cdf[-1]

@@ -1,17 +1,20 @@
-"""Per-user sets of items to leave out of a ranking, stored as CSR (indptr, indices).
+"""What each user already has: the one home of per-user item sets, in numpy and in graphs.
 
-Honest evaluation ranks a user's held-out item against items the user has not already seen in
-train/valid; those seen items must be masked from the ranking (full protocol) and never drawn as
-negatives (sampled protocol). CSR keeps this compact (one int per interaction) and lets both
-operations run vectorized: a dense [B, num_items] mask for a batch of users, and a membership
-test for arbitrary (user, item) pairs by binary search on sorted keys user * num_items + item.
+Every part of a recommender needs "the items this user already interacted with": evaluation
+masks them from full ranking and never samples them as negatives, training never draws them
+as negatives, and a served `recommend` must never return them. `SeenItems` stores them as CSR
+(indptr, indices), compact (one int per interaction) and vectorized: a dense ``[B, N]`` mask for
+a batch of users and a membership test for (user, item) pairs by binary search on sorted keys
+``user * num_items + item``. `SeenItems.lookup` turns the same set into `SeenItemsLookup`, a
+`tf.Module` keyed by raw user id that travels inside SavedModels.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
 
-__all__ = ["ExcludeSet"]
+__all__ = ["SeenItems", "SeenItemsLookup"]
 
 
 def _as_index_array(values, name):
@@ -34,12 +37,12 @@ def _check_range(array, upper, name, bound_name):
 
 
 @dataclass(frozen=True, eq=False)
-class ExcludeSet:
-    """Items to exclude per user, in CSR form: user u's items are indices[indptr[u]:indptr[u+1]].
+class SeenItems:
+    """Items each user has, in CSR form: user u's items are indices[indptr[u]:indptr[u+1]].
 
     Within each user the items are sorted and unique (`from_pairs` guarantees it; the
-    constructor checks it). Build one with `ExcludeSet.from_pairs(train_users, train_items, ...)`
-    (concatenate train and valid interactions first to exclude both).
+    constructor checks it). Build one with `SeenItems.from_pairs(train_users, train_items, ...)`
+    (concatenate train and valid interactions first to cover both).
 
     Attributes:
         indptr: int64 array [num_users + 1], non-decreasing, indptr[0] == 0.
@@ -75,7 +78,7 @@ class ExcludeSet:
         if (np.diff(keys) <= 0).any():
             raise ValueError(
                 "indices must be sorted and unique within each user; build the set with "
-                "ExcludeSet.from_pairs. Received: unsorted or duplicate indices"
+                "SeenItems.from_pairs. Received: unsorted or duplicate indices"
             )
         object.__setattr__(self, "indptr", indptr)
         object.__setattr__(self, "indices", indices)
@@ -126,7 +129,7 @@ class ExcludeSet:
 
     def check_users(self, user_index, name="user_index"):
         """Raises ValueError if any user is outside [0, num_users)."""
-        _check_range(np.asarray(user_index), self.num_users, name, "exclude.num_users")
+        _check_range(np.asarray(user_index), self.num_users, name, "seen.num_users")
 
     def counts(self, user_index):
         """Number of excluded items for each user in `user_index` (int64 array [B])."""
@@ -159,3 +162,86 @@ class ExcludeSet:
             return np.zeros(query.shape, dtype=bool)
         position = np.minimum(np.searchsorted(self._keys, query), self._keys.size - 1)
         return self._keys[position] == query
+
+    def lookup(self, user_ids, known_users=None) -> "SeenItemsLookup":
+        """This set as a `SeenItemsLookup` keyed by raw user id (``user_ids[u]`` names row u).
+
+        `known_users` adds ids the lookup should report as known even without a row here
+        (e.g. users of the side-feature table); they get no seen items.
+        """
+        return SeenItemsLookup(self, user_ids, known_users)
+
+
+def _utf8(values) -> np.ndarray:
+    values = np.asarray(values)
+    if values.dtype.kind == "S":
+        return values
+    if values.dtype.kind not in "UO":
+        values = values.astype(str)
+    return np.char.encode(values.astype(str), "utf-8")
+
+
+class SeenItemsLookup(tf.Module):
+    """`SeenItems` inside a graph, keyed by raw user id: masks, padded lists, known users.
+
+    Exists so that a SavedModel masks a user's items with a few vectorised ops: a hash table
+    maps a user id to a CSR row, and the row's item indices become a ``[B, N]`` mask (`mask`) or
+    a ``[B, S]`` list padded with -1 (`matrix`, what index searches take). Ids the set does not
+    know map to an extra empty row, so masking never fails.
+
+    Args:
+      seen: The `SeenItems` (row u belongs to ``user_ids[u]``).
+      user_ids: Raw id of each row of `seen`, ``[seen.num_users]``.
+      known_users: More ids to report as known (with no seen items), or None.
+    """
+
+    def __init__(self, seen: SeenItems, user_ids, known_users=None):
+        super().__init__(name="seen_items")
+        ids = _utf8(user_ids)
+        if ids.shape != (seen.num_users,):
+            raise ValueError(
+                f"`user_ids` must name each of the {seen.num_users} rows of the seen set. "
+                f"Received: user_ids.shape={ids.shape}"
+            )
+        extra = _utf8([] if known_users is None else known_users)
+        extra = np.setdiff1d(np.unique(extra), ids)
+        if np.unique(ids).size != ids.size:
+            raise ValueError("`user_ids` must be distinct. Received: duplicated user ids")
+        all_ids = np.concatenate([ids, extra])
+        indptr = np.concatenate([seen.indptr, np.full(extra.size + 1, seen.indptr[-1])])
+        self.num_users = int(all_ids.size)
+        self.num_items = int(seen.num_items)
+        self.indptr = tf.Variable(indptr.astype(np.int64), trainable=False, name="indptr")
+        self.indices = tf.Variable(seen.indices.astype(np.int64), trainable=False, name="indices")
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(all_ids, tf.string), tf.range(self.num_users, dtype=tf.int64)
+            ),
+            default_value=self.num_users,
+        )
+        self.example_users = all_ids[: min(2, all_ids.size)]
+
+    def rows(self, user_ids: tf.Tensor) -> tf.Tensor:
+        """CSR row of each user id; unknown ids get the trailing empty row."""
+        return self.table.lookup(user_ids)
+
+    def known(self, user_ids: tf.Tensor) -> tf.Tensor:
+        """Whether each user id was known when the lookup was built, ``[B]`` bool."""
+        return self.rows(user_ids) < self.num_users
+
+    def _positions(self, user_ids: tf.Tensor) -> tf.RaggedTensor:
+        rows = self.rows(user_ids)
+        return tf.ragged.range(tf.gather(self.indptr, rows), tf.gather(self.indptr, rows + 1))
+
+    def mask(self, user_ids: tf.Tensor) -> tf.Tensor:
+        """``[B, N]`` bool: True where the item is one the user has."""
+        positions = self._positions(user_ids)
+        items = tf.gather(self.indices, positions.flat_values)
+        coords = tf.stack([positions.value_rowids(), items], axis=1)
+        shape = tf.stack([tf.shape(user_ids, out_type=tf.int64)[0], self.num_items])
+        hits = tf.scatter_nd(coords, tf.ones_like(items, dtype=tf.int32), shape)
+        return hits > 0
+
+    def matrix(self, user_ids: tf.Tensor) -> tf.Tensor:
+        """``[B, S]`` int64 item indices each user has, padded with -1 (S = the longest)."""
+        return tf.gather(self.indices, self._positions(user_ids)).to_tensor(default_value=-1)

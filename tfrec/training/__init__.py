@@ -1,0 +1,17 @@
+"""Training: the batches each model's task needs, and `fit` with ranking-metric early stopping.
+
+Layering: `tfrec.data` (splits, index-level pipelines) and `tfrec.features` (model inputs) feed
+`tfrec.models`; this package trains them and uses `tfrec.evaluation` for validation metrics.
+"""
+
+from tfrec.training.fit import RankingEvaluation, fit
+from tfrec.training.pipelines import PIPELINES, training_dataset, training_inputs, training_rows
+
+__all__ = [
+    "PIPELINES",
+    "RankingEvaluation",
+    "fit",
+    "training_dataset",
+    "training_inputs",
+    "training_rows",
+]
