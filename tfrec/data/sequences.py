@@ -12,6 +12,7 @@ Time order is (timestamp, file order), as everywhere in `tfrec.data`.
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
 from tfrec.data.splits import rank_in_user, require_column, time_order
 
@@ -63,3 +64,79 @@ def sequence_windows(interactions: dict, length: int) -> dict:
     valid = positions >= starts[window_user][:, None]
     windows = np.where(valid, items[np.maximum(positions, 0)], PAD)
     return {"user_index": users[starts[window_user]], "items": windows.astype(np.int64)}
+
+
+def sequence_dataset(
+    windows: dict,
+    batch_size: int = 128,
+    seed: int | None = None,
+    cloze_probability: float | None = None,
+    final_only_probability: float = 0.1,
+    sampler=None,
+    num_negatives: int = 0,
+):
+    """Index-level training batches of sequence windows, reshuffled and re-drawn every epoch.
+
+    Each element: ``row`` ``[B]`` (the window, to gather its preprocessed inputs by),
+    ``user_index`` ``[B]`` and ``targets`` ``[B, L]`` (catalogue indices, `PAD` where nothing is
+    predicted). Causal (default): position t's target is the item after input position t, so
+    inputs are ``items[:, :-1]`` and targets ``items[:, 1:]``. Cloze (``cloze_probability``, as
+    in BERT4Rec): inputs are ``items[:, 1:]``; each real position is masked with that
+    probability (``masked`` ``[B, L]``; at least one per row), and with probability
+    `final_only_probability` a row masks only its newest item, as at prediction time; targets
+    are the masked items. With a `sampler` and `num_negatives`, ``negatives`` ``[B, L, k]`` holds
+    items the user never interacted with, for losses that need them.
+    """
+    items = np.asarray(windows["items"], np.int64)
+    users = np.asarray(windows["user_index"], np.int64)
+    if items.ndim != 2 or items.shape[0] != users.size or items.shape[0] == 0:
+        raise ValueError(
+            "windows must hold user_index [W] and items [W, L + 1] with W >= 1. Received: "
+            f"user_index.shape={users.shape}, items.shape={items.shape}. Fix: build them with "
+            "sequence_windows from a split with users of 2+ interactions."
+        )
+    if cloze_probability is not None and not 0.0 < float(cloze_probability) < 1.0:
+        raise ValueError(
+            f"cloze_probability must be in (0, 1). Received: cloze_probability={cloze_probability!r}"
+        )
+    if num_negatives and sampler is None:
+        raise ValueError("num_negatives > 0 needs a NegativeSampler. Received: sampler=None")
+    count = items.shape[0]
+    tensors = {
+        "row": np.arange(count, dtype=np.int64),
+        "user_index": users,
+        "items": items,
+    }
+    ds = tf.data.Dataset.from_tensor_slices(tensors)
+    ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True).batch(int(batch_size))
+    ds = tf.data.Dataset.zip(
+        (ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2))
+    )
+
+    def assemble(batch, rand):
+        seeds = tf.random.experimental.stateless_split(tf.cast(rand, tf.int64), 3)
+        window = batch["items"]
+        out = {"row": batch["row"], "user_index": batch["user_index"]}
+        if cloze_probability is None:
+            out["targets"] = window[:, 1:]
+        else:
+            sequence = window[:, 1:]
+            real = sequence >= 0
+            draw = tf.random.stateless_uniform(tf.shape(sequence), seeds[0]) < cloze_probability
+            final = tf.one_hot(tf.shape(sequence)[1] - 1, tf.shape(sequence)[1], on_value=True,
+                               off_value=False, dtype=tf.bool)[None, :]  # fmt: skip
+            only_final = tf.random.stateless_uniform(tf.shape(sequence)[:1], seeds[1])
+            only_final = (only_final < final_only_probability)[:, None]
+            masked = tf.where(only_final, final & real, draw & real)
+            none = ~tf.reduce_any(masked, axis=1, keepdims=True)
+            masked = masked | (none & final & real)
+            out["masked"] = masked
+            out["targets"] = tf.where(masked, sequence, PAD)
+        if num_negatives:
+            length = tf.shape(out["targets"])[1]
+            flat_users = tf.repeat(batch["user_index"], length)
+            negatives = sampler.sample(flat_users, num_negatives, seed=seeds[2])
+            out["negatives"] = tf.reshape(negatives, [-1, length, num_negatives])
+        return out
+
+    return ds.map(assemble, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

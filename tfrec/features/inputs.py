@@ -137,6 +137,12 @@ class ModelInputs:
             features.update({k: tf.gather(v, row_index) for k, v in self.per_row.items()})
         return features
 
+    def rows(self, user_index, row_index) -> dict:
+        """Query-side features of training rows (per-user inputs plus the rows' own)."""
+        features = {k: tf.gather(v, user_index) for k, v in self.per_user.items()}
+        features.update({k: tf.gather(v, row_index) for k, v in self.per_row.items()})
+        return features
+
     def users(self, user_index) -> dict:
         """Query-side features of `user_index` (per-user inputs only)."""
         return {k: tf.gather(v, user_index) for k, v in self.per_user.items()}

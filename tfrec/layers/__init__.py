@@ -12,6 +12,7 @@ from tfrec.layers.linear import LinearTerm
 from tfrec.layers.mlp import MLP
 from tfrec.layers.normalize import L2Normalize
 from tfrec.layers.pooling import ElementwiseProduct, MaskedMeanPooling
+from tfrec.layers.transformer import SequenceTransformer, TransformerBlock, attention_mask
 
 __all__ = [
     "MLP",
@@ -24,4 +25,7 @@ __all__ = [
     "L2Normalize",
     "LinearTerm",
     "MaskedMeanPooling",
+    "SequenceTransformer",
+    "TransformerBlock",
+    "attention_mask",
 ]

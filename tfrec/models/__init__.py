@@ -6,10 +6,12 @@ them and `model_defaults(name)` shows the defaults.
 """
 
 from tfrec.models.base import Recommender, example_features, take
+from tfrec.models.bert4rec import BERT4Rec
 from tfrec.models.dcn import DCN
 from tfrec.models.deepfm import DeepFM
 from tfrec.models.ffm import FFM
 from tfrec.models.fm import FM
+from tfrec.models.gru4rec import GRU4Rec
 from tfrec.models.ncf import GMF, NCFMLP
 from tfrec.models.neumf import NeuMF
 from tfrec.models.registry import (
@@ -22,15 +24,20 @@ from tfrec.models.registry import (
     model_defaults,
     preset,
     register_model,
+    train_defaults,
 )
+from tfrec.models.sasrec import SASRec
+from tfrec.models.sequential import SequentialRecommender
 from tfrec.models.two_tower import TwoTower
 from tfrec.models.wide_deep import WideDeep
 
 __all__ = [
+    "BERT4Rec",
     "DCN",
     "FFM",
     "FM",
     "GMF",
+    "GRU4Rec",
     "NCFMLP",
     "PRESETS",
     "TRAIN_DEFAULTS",
@@ -38,6 +45,8 @@ __all__ = [
     "NeuMF",
     "Preset",
     "Recommender",
+    "SASRec",
+    "SequentialRecommender",
     "TwoTower",
     "WideDeep",
     "available_models",
@@ -48,4 +57,5 @@ __all__ = [
     "preset",
     "register_model",
     "take",
+    "train_defaults",
 ]

@@ -59,6 +59,18 @@ def _tile(encoding, times):
     return tf.nest.map_structure(tile, encoding)
 
 
+def freeze_first_order(tower: Tower) -> None:
+    """Makes a tower's first-order weight tables non-trainable.
+
+    Exists for models that read only the towers' embeddings (NCF, DCN, sequential models):
+    unused trainable tables would get no gradient, and Keras would warn at every step.
+    """
+    for encoder in tower.fields:
+        weight = getattr(encoder, "weight", None)
+        if isinstance(weight, tf.keras.layers.Layer):
+            weight.trainable = False
+
+
 def example_features(model) -> dict:
     """A one-row feature dict every encoder of `model`'s towers accepts (to build weights)."""
     features = {}
@@ -116,6 +128,9 @@ class Recommender(tfrs.models.Model):
       Logits ``[B]`` of each (query, candidate) row; `score` gives the task's served score.
     """
 
+    examples = "interactions"
+    """What training batches are made of: "interactions" (rows of (user, item) pairs, the
+    task's objective choosing negatives) or "sequences" (windows of each user's history)."""
     candidate_id_key = "movie_id"
     """Raw candidate id in training batches (accidental hits, log-Q)."""
     candidate_index_key = "movie_index"

@@ -12,10 +12,10 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfrec.layers import MLP, CrossNetwork
-from tfrec.models.base import Recommender
+from tfrec.models.base import Recommender, freeze_first_order
 from tfrec.models.deepfm import check_dropout, check_units
 from tfrec.models.fm import movielens_towers
-from tfrec.models.ncf import flat, freeze_first_order
+from tfrec.models.ncf import flat
 from tfrec.models.registry import register_model
 
 STRUCTURES = ("parallel", "stacked")

@@ -22,23 +22,11 @@ import tensorflow as tf
 
 from tfrec.features.columns import Categorical, MultiCategorical
 from tfrec.features.inputs import example_table
-from tfrec.features.towers import RECENT_MOVIES, Tower, build_tower
+from tfrec.features.towers import RECENT_MOVIES, build_tower
 from tfrec.layers import MLP, ElementwiseProduct
-from tfrec.models.base import Recommender
+from tfrec.models.base import Recommender, freeze_first_order
 from tfrec.models.deepfm import check_dropout, check_units
 from tfrec.models.registry import register_model
-
-
-def freeze_first_order(tower: Tower) -> None:
-    """Makes a tower's first-order weight tables non-trainable.
-
-    Exists for models that read only the towers' embeddings (NCF, DCN): unused trainable
-    tables would get no gradient, and Keras would warn about it at every training step.
-    """
-    for encoder in tower.fields:
-        weight = getattr(encoder, "weight", None)
-        if isinstance(weight, tf.keras.layers.Layer):
-            weight.trainable = False
 
 
 def flat(embeddings: tf.Tensor) -> tf.Tensor:

@@ -16,9 +16,9 @@ import tensorflow as tf
 
 from tfrec.features.towers import Tower
 from tfrec.layers import MLP, ElementwiseProduct
-from tfrec.models.base import Recommender, example_features
+from tfrec.models.base import Recommender, example_features, freeze_first_order
 from tfrec.models.deepfm import check_dropout, check_units
-from tfrec.models.ncf import GMF, NCFMLP, FirstLayerSplit, flat, freeze_first_order, ncf_towers
+from tfrec.models.ncf import GMF, NCFMLP, FirstLayerSplit, flat, ncf_towers
 from tfrec.models.registry import register_model
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 _MODELS: dict[str, type] = {}
 _DEFAULTS: dict[str, dict] = {}
+_TRAIN: dict[str, dict] = {}
 
 TRAIN_DEFAULTS = {
     "epochs": 20,
@@ -52,12 +53,14 @@ PRESETS = {
 }
 
 
-def register_model(name: str, **defaults):
+def register_model(name: str, train: dict | None = None, **defaults):
     """Class decorator: registers a `tfrec.models.Recommender` subclass under `name`.
 
     `defaults` holds every hyperparameter of the class's ``from_data`` builder (which must
     accept exactly these keywords); they are the only defaults tfrec has for the model.
+    `train` overrides `TRAIN_DEFAULTS` for this model (e.g. a smaller batch of sequences).
     """
+    check_settings(train or {}, TRAIN_DEFAULTS, f"training setting(s) for model '{name}'")
 
     def decorate(cls):
         if name in _MODELS:
@@ -72,6 +75,7 @@ def register_model(name: str, **defaults):
         cls.registry_name = name
         _MODELS[name] = cls
         _DEFAULTS[name] = dict(defaults)
+        _TRAIN[name] = dict(train or {})
         return cls
 
     return decorate
@@ -94,6 +98,12 @@ def model_defaults(name: str) -> dict:
     """The registered default hyperparameters of a model (a copy)."""
     model_class(name)
     return dict(_DEFAULTS[name])
+
+
+def train_defaults(name: str | None) -> dict:
+    """The training settings model `name` trains with by default (`TRAIN_DEFAULTS` plus the
+    model's registered overrides; just `TRAIN_DEFAULTS` for None or an unregistered model)."""
+    return {**TRAIN_DEFAULTS, **_TRAIN.get(name, {})}
 
 
 def check_settings(settings: dict, allowed, what: str) -> None:

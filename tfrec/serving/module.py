@@ -11,7 +11,10 @@ with the model's `score_all`. Signatures:
   score: a probability for ranking models);
 * ``score_features``: the same from explicit side features (users unknown to the store);
 * ``recommend``: ``user_id`` ``[B]``, ``k`` scalar -> ``movie_ids``, ``scores``, ``titles``
-  ``[B, k]`` (see `tfrec.serving.catalogue.CatalogueModule`).
+  ``[B, k]`` (see `tfrec.serving.catalogue.CatalogueModule`);
+* ``recommend_sequence`` (models that read a history, e.g. SASRec or DeepFM): ``movie_ids``
+  ``[B, L]`` (a live session's items, oldest first, "" left-padded) and ``k`` -> the same
+  outputs, for users the export does not know; the session's own items are left out.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import types
 import numpy as np
 import tensorflow as tf
 
+from tfrec.features.towers import RECENT_MOVIES
 from tfrec.models.base import Recommender, encode_catalogue
-from tfrec.retrieval.topk import padded_top_k
+from tfrec.retrieval.topk import check_k, padded_top_k
 from tfrec.serving.catalogue import CatalogueModule, as_bytes
 
 SIGNATURES = ("serving_default", "score_features", "recommend")
@@ -94,6 +98,10 @@ class RecommenderModule(CatalogueModule):
         self.model_state = model_state(model)
         items = store.join({"movie_id": ids})
         self.candidates = frozen(encode_catalogue(model, items))
+        self.item_index = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(ids, tf.range(self.num_items, dtype=tf.int64)),
+            default_value=-1,
+        )
 
     @property
     def model(self):
@@ -135,26 +143,43 @@ class RecommenderModule(CatalogueModule):
                 specs[key] = tf.TensorSpec([None] * column.shape.rank, column.dtype, name=key)
         return specs
 
+    @property
+    def reads_history(self) -> bool:
+        """Whether the model reads the user's history (so sessions can be served by it)."""
+        return bool(self.model.history_length) and RECENT_MOVIES in self._feature_keys()
+
     def more_signatures(self) -> dict:
         user = tf.TensorSpec([None], tf.string, name="user_id")
         movie = tf.TensorSpec([None], tf.string, name="movie_id")
-        return {
+        out = {
             "serving_default": self.score_ids.get_concrete_function(user, movie),
             "score_features": self.score_features.get_concrete_function(self.feature_specs()),
         }
+        if self.reads_history:
+            session = tf.TensorSpec([None, None], tf.string, name="movie_ids")
+            k = tf.TensorSpec([], tf.int32, name="k")
+            out["recommend_sequence"] = self.recommend_sequence.get_concrete_function(session, k)
+        return out
 
     def more_examples(self) -> dict:
         users = self.example_users()
         movies = np.resize(self.catalogue_ids.numpy(), len(users))
         joined = self.store.join({"user_id": tf.constant(users), "movie_id": tf.constant(movies)})
         specs = self.feature_specs()
-        return {
+        out = {
             "serving_default": {"user_id": users, "movie_id": movies},
             "score_features": {
                 key: np.asarray(joined[key], dtype=spec.dtype.as_numpy_dtype)
                 for key, spec in specs.items()
             },
         }
+        if self.reads_history:
+            session = np.asarray(joined[RECENT_MOVIES])
+            out["recommend_sequence"] = {
+                "movie_ids": session,
+                "k": np.int32(min(10, self.num_items)),
+            }
+        return out
 
     # ---------------------------------------------------------------- signatures
 
@@ -169,25 +194,50 @@ class RecommenderModule(CatalogueModule):
         """Served score of each pair from explicit side features (users unknown to the store)."""
         return {"score": tf.cast(self.model.score(dict(features)), tf.float32)}
 
-    def _block_top_k(self, user_id, k):
-        """Top-k of a block of users over the encoded catalogue, seen items masked."""
+    def _top_k(self, features, exclude, k):
+        """Top-k over the encoded catalogue of a block of queries, `exclude` ``[b, N]`` masked."""
         model = self.model
-        query = model.encode_query(self.store.join({"user_id": user_id}), training=False)
+        query = model.encode_query(features, training=False)
         logits = model.score_all(query, self.candidates, training=False)
         scores = tf.cast(model.task.activation(logits), tf.float32)
-        scores = tf.where(self.seen.mask(user_id), float("-inf"), scores)
-        return padded_top_k(scores, None, k)
+        return padded_top_k(tf.where(exclude, float("-inf"), scores), None, k)
+
+    def _user_block(self, user_id, k):
+        features = self.store.join({"user_id": user_id})
+        return self._top_k(features, self.seen.mask(user_id), k)
+
+    def _session_block(self, movie_ids, k):
+        batch = tf.shape(movie_ids)[0]
+        features = self.store.join({"user_id": tf.fill([batch], "")})
+        features[RECENT_MOVIES] = movie_ids
+        index = self.item_index.lookup(movie_ids)
+        rows = tf.repeat(tf.range(batch, dtype=tf.int64), tf.shape(movie_ids)[1])
+        flat = tf.reshape(index, [-1])
+        keep = flat >= 0
+        coords = tf.stack([tf.boolean_mask(rows, keep), tf.boolean_mask(flat, keep)], axis=1)
+        shape = tf.cast(tf.stack([batch, self.num_items]), tf.int64)
+        hits = tf.scatter_nd(coords, tf.ones(tf.shape(coords)[:1], tf.int32), shape)
+        return self._top_k(features, hits > 0, k)
+
+    @tf.function
+    def recommend_sequence(self, movie_ids, k):
+        """Top-k for live sessions given as item sequences; the session's items are left out."""
+        k = tf.minimum(check_k(k), self.num_items)
+        scores, items = self._blocks(movie_ids, k, self._session_block)
+        return self.outputs(scores, items)
 
     def top_k_known(self, user_id, k):
-        """Scores users a few at a time (about `PAIRS_PER_STEP` pairs per step): memory stays
+        return self._blocks(user_id, k, self._user_block)
+
+    def _blocks(self, rows, k, block_fn):
+        """Scores a few rows at a time (about `PAIRS_PER_STEP` pairs per step): memory stays
         bounded for any batch and the activations stay small enough for the CPU cache."""
-        batch = tf.shape(user_id)[0]
+        batch = tf.shape(rows)[0]
         step = max(1, PAIRS_PER_STEP // self.num_items)
         starts = tf.range(0, batch, step)
 
         def block(i, scores, items):
-            part = user_id[starts[i] : starts[i] + step]
-            top, found = self._block_top_k(part, k)
+            top, found = block_fn(rows[starts[i] : starts[i] + step], k)
             return i + 1, scores.write(i, top), items.write(i, found)
 
         empty = (tf.TensorArray(tf.float32, size=tf.size(starts), infer_shape=False),

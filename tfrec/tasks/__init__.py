@@ -7,6 +7,7 @@ models are siblings rather than subclasses that undo each other:
 - `RankingTask`: pointwise BCE on labelled pairs (positives and sampled negatives).
 - `InBatchSoftmax`: softmax over the batch's items, log-Q corrected, hits removed.
 - `CatalogueSoftmax`: softmax over the whole catalogue, full or sampled (next-item targets).
+- `SampledBCE`: BCE / gBCE of each target against negatives drawn in the input pipeline.
 """
 
 from __future__ import annotations
@@ -14,11 +15,17 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfrec.tasks.frequency import FrequencyEstimator
+from tfrec.tasks.negatives import SampledBCE
 from tfrec.tasks.ranking import RankingTask
 from tfrec.tasks.retrieval import LOGQ_MODES, PROBABILITY_KEY, InBatchSoftmax
 from tfrec.tasks.softmax import CatalogueSoftmax
 
-TASKS = {"ranking": RankingTask, "in_batch": InBatchSoftmax, "catalogue": CatalogueSoftmax}
+TASKS = {
+    "ranking": RankingTask,
+    "in_batch": InBatchSoftmax,
+    "catalogue": CatalogueSoftmax,
+    "negatives": SampledBCE,
+}
 """Task names accepted wherever a task is configured (``task="ranking"``)."""
 
 
@@ -48,5 +55,6 @@ __all__ = [
     "FrequencyEstimator",
     "InBatchSoftmax",
     "RankingTask",
+    "SampledBCE",
     "get_task",
 ]

@@ -19,7 +19,7 @@ from tfrec.data.splitdata import SplitData
 from tfrec.evaluation.protocols import evaluate
 from tfrec.evaluation.scoring import CatalogueScorer
 from tfrec.features.inputs import ModelInputs
-from tfrec.models.registry import TRAIN_DEFAULTS, check_settings
+from tfrec.models.registry import TRAIN_DEFAULTS, check_settings, train_defaults
 from tfrec.optimizers import get_optimizer
 from tfrec.training.pipelines import training_dataset, training_inputs
 
@@ -78,7 +78,8 @@ def fit(model, data: SplitData, callbacks=(), verbose="auto", log_dir=None, chec
         **settings):  # fmt: skip
     """Compiles and fits `model` on `data`'s train split; returns the Keras History.
 
-    Settings (defaults in `tfrec.models.TRAIN_DEFAULTS`; an unknown one is an error):
+    Settings (defaults in `tfrec.models.TRAIN_DEFAULTS`, with the model's registered overrides,
+    see `tfrec.models.train_defaults`; an unknown one is an error):
     ``epochs``, ``batch_size``, ``learning_rate``, ``optimizer`` ("adam", "lazy_adam" for
     embedding tables of 10^5+ ids, "adagrad", or a tf.keras optimizer), ``num_negatives`` and
     ``negative_distribution`` (for pointwise tasks and mixed negatives), ``patience`` and
@@ -86,7 +87,7 @@ def fit(model, data: SplitData, callbacks=(), verbose="auto", log_dir=None, chec
     TensorBoard and checkpoint callbacks are added when `log_dir` / `checkpoint_dir` are given.
     """
     check_settings(settings, TRAIN_DEFAULTS, "training setting(s)")
-    cfg = {**TRAIN_DEFAULTS, **settings}
+    cfg = {**train_defaults(getattr(model, "registry_name", None)), **settings}
     epochs = cfg["epochs"]
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"`epochs` must be an integer >= 1. Received: epochs={epochs!r}")
@@ -122,8 +123,8 @@ def fit(model, data: SplitData, callbacks=(), verbose="auto", log_dir=None, chec
         seed=cfg["seed"],
         inputs=inputs,
     )
-    # One forward pass through `model.__call__` records its input structure, so that the
-    # trained model can be saved (training itself goes through compute_loss).
-    first = next(iter(ds))
-    model({k: v for k, v in first.items() if k != "label"}, training=False)
+    # One (user, item) pair builds every layer before training (which goes through
+    # compute_loss), so weights exist for callbacks, saving and the catalogue scorer.
+    zero = tf.constant([0])
+    model(inputs.gather(zero, zero, zero if inputs.per_row else None), training=False)
     return model.fit(ds, epochs=epochs, callbacks=all_callbacks, verbose=verbose)

@@ -1,0 +1,168 @@
+"""The contract for sequential recommenders: the query is the ordered list of what a user watched.
+
+Why this exists: GRU4Rec, SASRec and BERT4Rec differ only in how they turn a sequence of item
+embeddings into states (`backbone`); everything else is shared and lives here, on the same
+`tfrec.models.Recommender` contract as every other model, so they train, evaluate, export and
+serve through exactly the same paths:
+
+* the query tower holds one `tfrec.features.SequenceEncoder` over the user's history (newest
+  last, left-padded), tied to the candidate tower's ``movie_id`` table (one vector per item);
+* `encode_query` runs the backbone and keeps the newest position's state as the query
+  ``vector`` (BERT4Rec appends a [MASK] position and reads it instead);
+* `encode_candidates` is the candidate tower's pooled item vector (the id embedding, plus side
+  fields such as genres when the model is built with them);
+* scores are dot products (``dot_product = True``), so the same model is a retriever too;
+* training (`compute_loss`) predicts every position's next item (or, for cloze models, every
+  masked item) with the injected task: full or sampled softmax over the catalogue
+  (`tfrec.tasks.CatalogueSoftmax`) or BCE / gBCE against sampled negatives
+  (`tfrec.tasks.SampledBCE`). Batches come from `tfrec.data.sequences.sequence_dataset`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from tfrec.features.columns import Categorical, ItemSequence, MultiCategorical, Text
+from tfrec.features.inputs import example_table
+from tfrec.features.towers import RECENT_MOVIES, build_tower
+from tfrec.models.base import Recommender, freeze_first_order, take
+from tfrec.tasks import CatalogueSoftmax, SampledBCE
+
+LOSSES = ("softmax", "sampled_softmax", "bce", "gbce")
+SIDE_FEATURES = {
+    "movie_genres": lambda: MultiCategorical("movie_genres", padding="-1"),
+    "movie_title": lambda: Text("movie_title", min_count=2),
+}
+"""Item side fields a sequential model can add to its item vectors (`side_features`)."""
+
+
+def sequence_task(loss: str, num_items: int, loss_negatives: int, calibration: float):
+    """The task a ``loss`` name stands for (see `LOSSES`)."""
+    if loss == "softmax":
+        return CatalogueSoftmax(num_items, name="next_item")
+    if loss == "sampled_softmax":
+        return CatalogueSoftmax(num_items, loss_negatives, "unigram", name="next_item")
+    if loss in ("bce", "gbce"):
+        t = calibration if loss == "gbce" else 0.0
+        return SampledBCE(num_items, loss_negatives, t, name="next_item")
+    raise ValueError(f"`loss` must be one of {LOSSES}. Received: loss={loss!r}")
+
+
+def sequence_towers(data, embedding_dim: int, history_length: int, side_features=()):
+    """A query tower of the tied item sequence and a candidate tower of ``movie_id`` (+ side)."""
+    unknown = sorted(set(side_features) - set(SIDE_FEATURES))
+    if unknown:
+        raise ValueError(
+            f"Unknown side features {unknown}. Received: side_features={list(side_features)}. "
+            f"Fix: choose from {sorted(SIDE_FEATURES)}."
+        )
+    table = example_table(data, history_length)
+    sequence = ItemSequence(RECENT_MOVIES, max_length=history_length)
+    query = build_tower(table, [sequence], embedding_dim, name="user_tower")
+    columns = [Categorical("movie_id")] + [SIDE_FEATURES[name]() for name in side_features]
+    candidate = build_tower(table, columns, embedding_dim, name="movie_tower")
+    return query, candidate
+
+
+def catalogue_size(data) -> int:
+    """Number of items of a `SplitData` (or distinct ``movie_id`` of a joined table)."""
+    if isinstance(data, dict):
+        return int(np.unique(data["movie_id"]).size)
+    return int(data.num_items)
+
+
+class SequentialRecommender(Recommender):
+    """Base of the sequence models (see the module docstring); subclasses define `backbone`.
+
+    Args:
+      query_tower: Tower holding a `SequenceEncoder` of ``history_length`` positions.
+      candidate_tower: Tower of the item fields (``movie_id`` first).
+      **kwargs: `tfrec.models.Recommender` arguments (task, history_length, l2).
+    """
+
+    dot_product = True
+    examples = "sequences"
+    cloze = False
+    """Whether training masks random positions (BERT4Rec) instead of predicting the next item."""
+
+    def __init__(self, query_tower, candidate_tower, **kwargs):
+        super().__init__(query_tower, candidate_tower, **kwargs)
+        sequence = self.query_tower.sequence
+        if sequence is None:
+            raise ValueError(
+                "A sequential model's query tower needs an item sequence (ItemSequence column). "
+                f"Received: fields {self.query_tower.field_names}"
+            )
+        if sequence.max_length != self.history_length:
+            raise ValueError(
+                f"The sequence keeps {sequence.max_length} positions but history_length is "
+                f"{self.history_length}. Fix: build both from the same history_length."
+            )
+        freeze_first_order(self.candidate_tower)
+
+    def backbone(self, sequence, mask, training=False):
+        """``[B, L, k]`` item embeddings and their ``[B, L]`` mask -> ``[B, L, k]`` states."""
+        raise NotImplementedError(f"{type(self).__name__} must implement backbone")
+
+    def mask_vector(self):
+        """The learned [MASK] embedding of cloze models, ``[k]``."""
+        raise NotImplementedError(f"{type(self).__name__} has no [MASK] embedding")
+
+    def states(self, features, masked=None, training=False):
+        """Backbone states ``[B, L, k]`` of the batch's sequences (`masked` positions replaced
+        by the [MASK] embedding)."""
+        out = self.query_tower(features)
+        sequence, mask = out["sequence"], out["sequence_mask"]
+        if masked is not None:
+            token = tf.cast(self.mask_vector(), sequence.dtype)
+            sequence = tf.where(masked[..., None], token[None, None, :], sequence)
+            mask = mask | masked
+        return self.backbone(sequence, mask, training=training)
+
+    def encode_query(self, features, training=False):
+        if not self.cloze:
+            return {"vector": tf.cast(self.states(features, training=training)[:, -1], tf.float32)}
+        out = self.query_tower(features)
+        batch, k = tf.shape(out["sequence"])[0], out["sequence"].shape[-1]
+        token = tf.tile(
+            tf.cast(self.mask_vector(), out["sequence"].dtype)[None, None, :], [batch, 1, 1]
+        )
+        sequence = tf.concat([out["sequence"][:, 1:], token], axis=1)
+        mask = tf.concat([out["sequence_mask"][:, 1:], tf.ones([batch, 1], tf.bool)], axis=1)
+        states = self.backbone(tf.reshape(sequence, [batch, -1, k]), mask, training=training)
+        return {"vector": tf.cast(states[:, -1], tf.float32)}
+
+    def encode_candidates(self, features, training=False):
+        return {"vector": tf.cast(self.candidate_tower(features)["pooled"], tf.float32)}
+
+    def score_pairs(self, query, candidates, training=False):
+        return tf.reduce_sum(query["vector"] * candidates["vector"], axis=1)
+
+    def score_all(self, query, candidates, training=False):
+        return tf.matmul(query["vector"], candidates["vector"], transpose_b=True)
+
+    def compute_loss(self, features, training=False):
+        if self._catalogue is None:
+            raise ValueError(
+                "A sequential model scores targets against item features it keeps per item. "
+                "Fix: train with tfrec.training.fit (it calls model.set_catalogue)."
+            )
+        masked = features.get("masked") if self.cloze else None
+        states = self.states(features, masked, training=training)
+        where = tf.where(features["targets"] >= 0)
+        queries = tf.cast(tf.gather_nd(states, where), tf.float32)
+        targets = tf.gather_nd(features["targets"], where)
+        if self.task.objective == "negatives":
+            negatives = tf.gather_nd(features["negatives"], where)
+            items = tf.concat([targets[:, None], negatives], axis=1)
+            vectors = self.encode_candidates(
+                take(self._catalogue, tf.reshape(items, [-1])), training
+            )
+            vectors = tf.reshape(vectors["vector"], [tf.shape(items)[0], -1, queries.shape[-1]])
+            logits = tf.einsum("rd,rkd->rk", queries, vectors)
+            return self.task(logits[:, 0], logits[:, 1:])
+        items, columns, log_q = self.task.candidates(targets)
+        vectors = self.encode_candidates(take(self._catalogue, items), training)["vector"]
+        logits = tf.matmul(queries, vectors, transpose_b=True)
+        return self.task(logits, columns, log_q, items if log_q is not None else None)
