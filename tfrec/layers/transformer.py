@@ -99,6 +99,12 @@ class TransformerBlock(tf.keras.layers.Layer):
             self.output_dense(self.drop(self.hidden(x), training=training)), training=training
         )
 
+    def attention_scores(self, x, mask):
+        """The attention weights ``[B, heads, L, L]`` this block gives `x` (inference)."""
+        query = self.norm_attention(x) if self.norm_first else x
+        _, scores = self.attention(query, x, attention_mask=mask, return_attention_scores=True)
+        return scores
+
     def call(self, x, mask, training=False):
         if self.norm_first:
             query = self.norm_attention(x)
@@ -179,13 +185,28 @@ class SequenceTransformer(tf.keras.layers.Layer):
         )
         super().build(input_shape)
 
-    def call(self, x, mask, training=False):
+    def _embed(self, x, mask, training):
         keep = tf.cast(mask, x.dtype)[..., None]
         if self.norm_first:  # SASRec scales item embeddings by sqrt(d) before adding positions
             x = x * float(x.shape[-1]) ** 0.5
         x = self.drop(x + tf.cast(self.positions, x.dtype)[None], training=training) * keep
-        if not self.norm_first:
-            x = self.norm(x)
+        return self.norm(x) if not self.norm_first else x
+
+    def attention_maps(self, x, mask) -> list:
+        """Each block's attention weights ``[B, heads, L, L]`` for `x` (inference), e.g. to
+        plot which earlier items a user's newest position looks at."""
+        keep = tf.cast(mask, x.dtype)[..., None]
+        attend = attention_mask(mask, self.causal)
+        x = self._embed(x, mask, False)
+        maps = []
+        for block in self.blocks:
+            maps.append(block.attention_scores(x, attend))
+            x = block(x, attend, training=False) * keep
+        return maps
+
+    def call(self, x, mask, training=False):
+        keep = tf.cast(mask, x.dtype)[..., None]
+        x = self._embed(x, mask, training)
         attend = attention_mask(mask, self.causal)
         for block in self.blocks:
             x = block(x, attend, training=training) * keep

@@ -101,6 +101,15 @@ class SequentialRecommender(Recommender):
             )
         freeze_first_order(self.candidate_tower)
 
+    def attention_maps(self, features) -> list:
+        """Per block, the attention weights ``[B, heads, L, L]`` over the users' histories in
+        `features` (self-attention models only)."""
+        encoder = getattr(self, "encoder", None)
+        if encoder is None or not hasattr(encoder, "attention_maps"):
+            raise TypeError(f"{type(self).__name__} has no self-attention to show.")
+        out = self.query_tower(features)
+        return encoder.attention_maps(out["sequence"], out["sequence_mask"])
+
     def backbone(self, sequence, mask, training=False):
         """``[B, L, k]`` item embeddings and their ``[B, L]`` mask -> ``[B, L, k]`` states."""
         raise NotImplementedError(f"{type(self).__name__} must implement backbone")
