@@ -4,6 +4,8 @@
 - `IVFIndex`: approximate in-graph top-k from stock TF ops (k-means cells, probe a few),
   exportable to TF Serving with `k` and `nprobe` chosen per request.
 - `FaissIndex`: FAISS IVF-Flat / HNSW for offline batch retrieval (optional dependency).
+- `ScannIndex`: ScaNN tree + asymmetric hashing + exact reorder, dot product or cosine, for
+  the same offline jobs (optional dependency, ``pip install 'tfrec[scann]'``).
 - `FrequencyEstimator`: streaming item frequencies for the log-Q correction.
 - `positives_dataset`, `evaluate_retrieval`: two-tower training batches and full-corpus
   leave-one-out recall / NDCG.
@@ -14,6 +16,7 @@ from tfrec.retrieval.brute_force import BruteForce
 from tfrec.retrieval.faiss_index import FaissIndex
 from tfrec.retrieval.frequency import FrequencyEstimator
 from tfrec.retrieval.ivf import IVFIndex, kmeans
+from tfrec.retrieval.scann_index import ScannIndex
 from tfrec.retrieval.synthetic import clustered_embeddings, synthetic_catalogue
 from tfrec.retrieval.topk import exclusion_mask, padded_top_k
 from tfrec.retrieval.training import (
@@ -30,6 +33,7 @@ __all__ = [
     "FaissIndex",
     "FrequencyEstimator",
     "IVFIndex",
+    "ScannIndex",
     "catalogue_vectors",
     "clustered_embeddings",
     "evaluate_retrieval",
