@@ -1,7 +1,6 @@
 """ScannIndex: recall against exact search, exact scores, ids, save/load and clear errors."""
 
 import tfrec  # noqa: F401  # isort: skip
-import importlib.util
 
 import numpy as np
 import pytest
@@ -10,8 +9,8 @@ from tfrec.retrieval import ScannIndex, clustered_embeddings
 from tfrec.retrieval import scann_index as scann_module
 
 # Not pytest.importorskip: `import scann` itself fails next to TensorFlow 2.21 (its TF ops
-# library does not load); ScannIndex imports only ScaNN's numpy API.
-if importlib.util.find_spec("scann") is None:
+# library does not load, and tfrec then blocks it); ScannIndex imports only the numpy API.
+if scann_module._scann_spec() is None:
     pytest.skip("scann is not installed: pip install 'tfrec[scann]'", allow_module_level=True)
 
 K = 10
@@ -66,6 +65,8 @@ def test_recall_and_exact_scores_against_brute_force(data, metric):
     )
     assert np.all(np.diff(scores, axis=1) <= 1e-6)
     # Scanning every leaf and rescoring many candidates is (nearly) exact search.
+    # Defaults scale with N: round(sqrt(3000)) = 55 leaves, ceil(55 / 10) = 6 searched.
+    assert (index.num_leaves, index.num_leaves_to_search) == (55, 6)
     _, everything = index.search(queries, K, num_leaves_to_search=55, reorder=500)
     assert recall(everything, exact) >= 0.99
 
@@ -99,6 +100,7 @@ def test_save_load_gives_identical_results(data, dot_index, tmp_path):
         loaded = ScannIndex.load(path)
         assert (loaded.metric, loaded.size, loaded.dim) == (index.metric, 3000, 16)
         assert loaded.num_leaves_to_search == index.num_leaves_to_search
+        assert loaded.num_leaves == index.num_leaves == (55 if name == "dot" else 30)
         scores, found = index.search(queries, K)
         again_scores, again = loaded.search(queries, K)
         np.testing.assert_array_equal(again, found)
@@ -110,6 +112,7 @@ def test_tiny_catalogue_is_exact_and_pads_missing_results(data):
     items, queries, _ = data
     small = items[:40]
     index = ScannIndex.build(small, ids=np.arange(100, 140))
+    assert index.num_leaves is None  # under 256 vectors: no tree, exact scores
     scores, found = index.search(queries[:5], 45)
     exact, all_scores = exact_top(queries[:5], small, k=40)
     np.testing.assert_array_equal(found[:, :40], exact + 100)
@@ -130,6 +133,8 @@ def test_errors_name_the_problem(data, dot_index, tmp_path):
             dot_index.search(queries, k)
     with pytest.raises(ValueError, match="num_leaves=5000"):
         ScannIndex.build(items, num_leaves=5000)
+    with pytest.raises(ValueError, match="at most 55.*num_leaves_to_search=56"):
+        dot_index.search(queries, K, num_leaves_to_search=56)
     with pytest.raises(ValueError, match="ids.shape=\\(3,\\)"):
         ScannIndex.build(items, ids=["a", "b", "c"])
     with pytest.raises(ValueError, match="NaN"):
@@ -139,12 +144,7 @@ def test_errors_name_the_problem(data, dot_index, tmp_path):
 
 
 def test_missing_package_names_the_extra(data, monkeypatch):
-    find_spec = scann_module.importlib.util.find_spec
     monkeypatch.setattr(scann_module, "_pybind", None)
-    monkeypatch.setattr(
-        scann_module.importlib.util,
-        "find_spec",
-        lambda name, *args: None if name == "scann" else find_spec(name, *args),
-    )
+    monkeypatch.setattr(scann_module, "_scann_spec", lambda: None)
     with pytest.raises(ImportError, match=r"pip install 'tfrec\[scann\]'"):
         ScannIndex.build(data[0])

@@ -12,6 +12,7 @@ built for another TensorFlow release, so only its numpy API is used, for offline
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import json
 import math
@@ -31,37 +32,51 @@ _EXACT_BELOW = 256  # smaller catalogues are scored exactly
 _pybind = None
 
 
+def _scann_spec():
+    """The installed scann package's spec, even when tfrec blocked it; None if not installed.
+
+    A bare ``scann`` directory on the path (a namespace package, no ``__init__.py``) is not
+    ScaNN.
+    """
+    spec = importlib.machinery.PathFinder.find_spec("scann")
+    return spec if spec is not None and spec.origin is not None else None
+
+
 def _scann():
     """ScaNN's numpy API (``scann.scann_ops_pybind``) without its TensorFlow custom ops.
 
     ``scann/__init__.py`` also loads ScaNN's TensorFlow op library, which is built against
     another TensorFlow release and fails to load next to the installed one (an undefined
-    absl symbol). The numpy API does not need it, so the package is registered without
+    absl symbol; `tfrec._scann_guard` then marks ``scann`` unimportable so TFRS still
+    imports). The numpy API does not need those ops, so the package is registered without
     running its ``__init__`` just long enough to import the pybind module.
     """
     global _pybind
     if _pybind is not None:
         return _pybind
-    fix = (
-        "ScannIndex needs the scann package. Fix: pip install 'tfrec[scann]' (or scann), or "
-        "use tfrec.retrieval.FaissIndex or IVFIndex."
-    )
-    spec = importlib.util.find_spec("scann")
-    if spec is None:
-        raise ImportError(fix)
-    loaded = sys.modules.get("scann")
-    if loaded is not None and hasattr(loaded, "scann_ops_pybind"):
-        _pybind = loaded.scann_ops_pybind
+    previous = sys.modules.get("scann")
+    if previous is not None and hasattr(previous, "scann_ops_pybind"):  # ScaNN loaded fully
+        _pybind = previous.scann_ops_pybind
         return _pybind
-    stub = loaded is None
-    if stub:
-        sys.modules["scann"] = importlib.util.module_from_spec(spec)
+    spec = _scann_spec()
+    if spec is None:
+        raise ImportError(
+            "ScannIndex needs the scann package. Fix: pip install 'tfrec[scann]' (or scann), "
+            "or use tfrec.retrieval.FaissIndex or IVFIndex."
+        )
+    present = "scann" in sys.modules
+    sys.modules["scann"] = importlib.util.module_from_spec(spec)
     try:
         _pybind = importlib.import_module("scann.scann_ops.py.scann_ops_pybind")
     except ImportError as error:
-        raise ImportError(fix) from error
-    finally:
-        if stub:  # a later `import scann` by the user runs the real package __init__
+        raise ImportError(
+            f"ScaNN is installed at {spec.origin} but its numpy API does not import. Fix: "
+            "pip install --force-reinstall 'tfrec[scann]'."
+        ) from error
+    finally:  # leave `import scann` as it was (blocked, absent or loading)
+        if present:
+            sys.modules["scann"] = previous
+        else:
             del sys.modules["scann"]
     return _pybind
 
@@ -214,11 +229,21 @@ class ScannIndex:
         searcher = builder.build()
         return cls(searcher, ids, metric, dim, to_search, reorder, settings)
 
+    @property
+    def num_leaves(self) -> int | None:
+        """Leaves of the tree, or None for a small catalogue scored exactly."""
+        return self.settings.get("num_leaves")
+
     def __repr__(self) -> str:
+        if self.num_leaves is None:
+            search = "exact (no tree)"
+        else:
+            search = (
+                f"num_leaves={self.num_leaves}, num_leaves_to_search={self.num_leaves_to_search}"
+            )
         return (
-            f"ScannIndex(size={self.size}, dim={self.dim}, metric={self.metric!r}, "
-            f"num_leaves={self.settings.get('num_leaves')}, "
-            f"num_leaves_to_search={self.num_leaves_to_search}, reorder={self.reorder})"
+            f"ScannIndex(size={self.size}, dim={self.dim}, metric={self.metric!r}, {search}, "
+            f"reorder={self.reorder})"
         )
 
     def search(self, queries, k, num_leaves_to_search=None, reorder=None):
@@ -238,9 +263,7 @@ class ScannIndex:
         k = _positive(k, "k")
         leaves = self.num_leaves_to_search
         if num_leaves_to_search is not None:
-            leaves = _positive(
-                num_leaves_to_search, "num_leaves_to_search", self.settings.get("num_leaves")
-            )
+            leaves = _positive(num_leaves_to_search, "num_leaves_to_search", self.num_leaves)
         reorder = self.reorder if reorder is None else _positive(reorder, "reorder")
         candidates = max(k, reorder or max(100, 10 * k))
         if self.metric == "cosine":
