@@ -3,7 +3,9 @@
 For each catalogue size (d=64 unit vectors from a Gaussian mixture, like trained two-tower
 embeddings), reports per index: build time, memory, recall@k against exact search, and
 queries/s with p99 latency for single queries and for batches. Indexes: exact in-graph
-`BruteForce`, in-graph `IVFIndex` at several nprobe, and FAISS IVF-Flat and HNSW.
+`BruteForce`, in-graph `IVFIndex` at several nprobe, FAISS IVF-Flat and HNSW, and ScaNN
+(`ScannIndex`: tree with sqrt(N) leaves + asymmetric hashing + exact reorder) at several
+shares of leaves searched. Memory is the index's own bytes (FAISS and ScaNN: serialized size).
 
     .venv/bin/python benchmarks/bench_retrieval.py --sizes 10000,100000,1000000
 
@@ -16,13 +18,15 @@ from __future__ import annotations
 import tfrec  # noqa: F401  # isort: skip  (selects Keras 2 first)
 import argparse
 import functools
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from tfrec.evaluation import format_table
-from tfrec.retrieval import BruteForce, FaissIndex, IVFIndex, clustered_embeddings
+from tfrec.retrieval import BruteForce, FaissIndex, IVFIndex, ScannIndex, clustered_embeddings
 
 
 def recall(found: np.ndarray, exact: np.ndarray) -> float:
@@ -80,6 +84,25 @@ def tf_search(index, k, nprobe=None):
             input_signature=[tf.TensorSpec([None, dim], tf.float32)],
         )
     return lambda q: tuple(t.numpy() for t in fn(tf.constant(q)))
+
+
+def scann_rows(items, queries, exact, args) -> list[dict]:
+    """ScaNN rows: one build (default settings), searched at each share of its leaves."""
+    k, batch, repeats = args.k, args.batch, args.repeats
+    start = time.perf_counter()
+    index = ScannIndex.build(items, threads=args.threads)
+    build = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as scratch:
+        saved = index.save(Path(scratch) / "scann")
+        nbytes = sum(f.stat().st_size for f in saved.rglob("*") if f.is_file())
+    leaves = index.num_leaves
+    rows = []
+    for share in args.scann_leaves:
+        searched = max(1, round(share * leaves))
+        search = functools.partial(index.search, k=k, num_leaves_to_search=searched)
+        name = f"scann leaves={searched}/{leaves} reorder={max(100, 10 * k)}"
+        rows.append(measure(name, search, queries, exact, k, batch, repeats, build, nbytes))
+    return rows
 
 
 def run_size(n, args) -> list[dict]:
@@ -141,6 +164,8 @@ def run_size(n, args) -> list[dict]:
                         nbytes,
                     )
                 )
+    if args.scann:
+        rows.extend(scann_rows(items, queries, exact, args))
     exact_qps = rows[0]["1-query qps"]
     for row in rows:
         row["speed-up"] = row["1-query qps"] / exact_qps
@@ -160,11 +185,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--nprobe", default="16,24,32,48")
     parser.add_argument("--ef-search", default="32,64")
     parser.add_argument("--no-faiss", dest="faiss", action="store_false")
-    parser.add_argument("--threads", type=int, default=2, help="FAISS OpenMP threads")
+    parser.add_argument(
+        "--scann-leaves", default="0.03,0.05,0.1", help="shares of ScaNN's leaves searched"
+    )
+    parser.add_argument("--no-scann", dest="scann", action="store_false")
+    parser.add_argument("--threads", type=int, default=2, help="FAISS and ScaNN threads")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.nprobe = [int(v) for v in args.nprobe.split(",")]
     args.ef_search = [int(v) for v in args.ef_search.split(",")]
+    args.scann_leaves = [float(v) for v in args.scann_leaves.split(",")]
     results = {}
     for size in (int(s) for s in args.sizes.split(",")):
         rows = run_size(size, args)

@@ -30,31 +30,3 @@ def select_keras2() -> None:
     if not module.startswith("tf_keras"):
         raise ImportError(_TOO_LATE.format(module=module, env=_ENV, value=previous))
 
-
-def guard_scann() -> None:
-    """Keeps an installed `scann` wheel from breaking TensorFlow Recommenders' import.
-
-    ScaNN's package ``__init__`` loads its TensorFlow custom ops whenever TensorFlow is
-    importable, and those ops are built for another TensorFlow release: the load raises
-    ``NotFoundError`` (undefined symbol), which TFRS's ``try: from scann import scann_ops /
-    except ImportError`` does not catch, so ``import tensorflow_recommenders`` would fail. tfrec
-    only uses ScaNN's numpy API (`tfrec.retrieval.ScannIndex`), so it imports ScaNN once with
-    TensorFlow hidden from that ``__init__`` (its ``ModuleNotFoundError`` branch then skips the
-    ops). Costs nothing when ScaNN is not installed.
-    """
-    import importlib.util
-    import sys
-
-    if "scann" in sys.modules or importlib.util.find_spec("scann") is None:
-        return
-    saved = sys.modules.get("tensorflow")
-    sys.modules["tensorflow"] = None  # makes `import tensorflow` raise ModuleNotFoundError
-    try:
-        import scann  # noqa: F401
-    except Exception:  # a broken ScaNN install must not break tfrec; ScannIndex reports it
-        sys.modules.pop("scann", None)
-    finally:
-        if saved is None:
-            sys.modules.pop("tensorflow", None)
-        else:
-            sys.modules["tensorflow"] = saved
