@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from tfrec.baselines import EASE, ItemKNN, Popularity
-from tfrec.evaluation import ExcludeSet, full_ranking
+from tfrec.data import SeenItems
+from tfrec.evaluation import full_ranking
 
 
 def test_popularity_scores_are_training_counts():
@@ -12,7 +13,7 @@ def test_popularity_scores_are_training_counts():
     scores = model.score_fn(np.array([0, 1]), np.array([[3, 0, 1, 2], [2, 2, 0, 3]]))
     np.testing.assert_array_equal(scores, [[0, 3, 1, 2], [2, 2, 3, 0]])
     # User 2 holds out item 1 (count 1) with item 0 excluded: only item 2 (count 2) is above.
-    exclude = ExcludeSet.from_pairs(np.array([2]), np.array([0]), 3, 4)
+    exclude = SeenItems.from_pairs(np.array([2]), np.array([0]), 3, 4)
     result = full_ranking(model.score_fn, np.array([2]), np.array([1]), 4, exclude, ks=(1, 2))
     assert result["hr@1"] == 0.0 and result["hr@2"] == 1.0 and result["mrr"] == 0.5
 

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 def _run(code: str, env_value: str | None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
@@ -28,3 +30,68 @@ def test_import_after_keras3_resolved_fails_with_fix():
     assert "ImportError" in out.stderr
     assert "TF_USE_LEGACY_KERAS=1" in out.stderr
     assert "import tfrec before" in out.stderr
+
+
+FAKE_SCANN = """
+# Mimics the ScaNN wheel: its __init__ loads TensorFlow custom ops built for another release
+# whenever TensorFlow imports, which fails; without TensorFlow it offers the numpy API only.
+try:
+    import tensorflow
+except ModuleNotFoundError:
+    NUMPY_ONLY = True
+else:
+    raise tensorflow.errors.NotFoundError(None, None, "scann_ops.so: undefined symbol")
+"""
+
+
+def _with_scann(tmp_path, init: str, code: str) -> subprocess.CompletedProcess:
+    package = tmp_path / "site" / "scann"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(init)
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
+    paths = [str(package.parent), *filter(None, [env.get("PYTHONPATH")])]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180
+    )
+
+
+def test_fake_scann_breaks_tensorflow_recommenders_without_tfrec(tmp_path):
+    # The control: this is the failure `guard_scann` exists for.
+    out = _with_scann(tmp_path, FAKE_SCANN, "import tensorflow_recommenders")
+    assert out.returncode != 0 and "undefined symbol" in out.stderr
+
+
+def test_guard_scann_lets_tensorflow_recommenders_import(tmp_path):
+    code = (
+        "import tfrec, sys, tensorflow as tf, tensorflow_recommenders as tfrs, scann\n"
+        "print(scann.NUMPY_ONLY, scann.__file__, tfrs.layers.factorized_top_k._HAVE_SCANN)\n"
+        "print(int(tf.constant(2) + 1), sys.modules['tensorflow'] is tf)\n"
+    )
+    out = _with_scann(tmp_path, FAKE_SCANN, code)
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.strip().splitlines()[-2:]
+    assert first == f"True {tmp_path / 'site' / 'scann' / '__init__.py'} False"
+    assert second == "3 True"  # TensorFlow itself is untouched
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_guard_scann_in_process(tmp_path, monkeypatch, broken):
+    import tensorflow as tf
+
+    from tfrec._keras import guard_scann
+
+    package = tmp_path / "scann"
+    package.mkdir()
+    (package / "__init__.py").write_text("raise ImportError('broken')\n" if broken else FAKE_SCANN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "scann", raising=False)
+    guard_scann()
+    assert sys.modules["tensorflow"] is tf  # restored
+    if broken:  # a broken install must not break tfrec: it is simply not imported
+        assert "scann" not in sys.modules
+    else:
+        assert sys.modules["scann"].NUMPY_ONLY and sys.modules["scann"].__file__.startswith(
+            str(tmp_path)
+        )
+        monkeypatch.delitem(sys.modules, "scann")

@@ -1,9 +1,11 @@
 """LazyAdam against Adam's rule worked out by hand, and the `optimizer` setting of fit."""
 
+import tfrec  # noqa: F401  # isort: skip  (selects Keras 2 before TensorFlow loads)
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfrec.data import SplitData
 from tfrec.models import build_model
 from tfrec.optimizers import LazyAdam, get_optimizer
 from tfrec.training import fit
@@ -93,10 +95,19 @@ def test_amsgrad_and_unknown_names_are_clear_errors():
     assert isinstance(get_optimizer("adagrad", 0.1), tf.keras.optimizers.Adagrad)
 
 
-def test_fit_trains_with_lazy_adam(tiny_data):
-    model = build_model("deepfm", tiny_data.example_table(), embedding_dim=4, dnn_units=(8,))
+def test_fit_trains_with_lazy_adam(tiny_movielens):
+    data = SplitData.from_movielens(tiny_movielens)
+    model = build_model("deepfm", data, embedding_dim=4, dnn_units=(8,), history_length=3)
     history = fit(
-        model, tiny_data, epochs=2, batch_size=128, optimizer="lazy_adam", patience=2, verbose=0
+        model,
+        data,
+        epochs=2,
+        batch_size=256,
+        num_negatives=2,
+        learning_rate=1e-2,
+        optimizer="lazy_adam",
+        patience=2,
+        verbose=0,
     )
     assert type(model.optimizer) is LazyAdam
     losses = history.history["loss"]

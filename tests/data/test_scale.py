@@ -8,6 +8,8 @@ import pytest
 import tensorflow as tf
 
 from tfrec.data import scale
+from tfrec.features import scale_towers
+from tfrec.models import DeepFM
 
 
 def _all(schema) -> dict:
@@ -101,15 +103,18 @@ def test_read_renames_and_selects_columns(tmp_path):
 def test_deepfm_trains_on_streamed_batches(tmp_path):
     schema = scale.make_schema(rows=2048, ids=100, chunk_rows=1024, block_rows=512)
     scale.write_dataset(schema, tmp_path, shards=2)
-    model, rename = scale.deepfm_for(schema, embedding_dim=4, dnn_units=[8])
+    query, candidate, rename = scale_towers(schema, embedding_dim=4)
     assert (
         rename["user_id"] == "user_tower/user_id"
         and rename["movie_genre"] == "item_tower/movie_genre"
     )
+    model = DeepFM(
+        query, candidate, dnn_units=[8], dropout=0.0, batch_norm=False, retrieval_weight=0.0
+    )
     model.compile(tf.keras.optimizers.Adam(1e-2))
     history = model.fit(scale.read_dataset(tmp_path, 512, rename=rename), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    assert model.user_tower.encoders[0].embedding.input_dim == 100
+    assert model.query_tower.encoder("user_id").embedding.input_dim == 100
 
 
 def test_bad_arguments_are_clear_errors(tmp_path):

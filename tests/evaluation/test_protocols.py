@@ -1,10 +1,12 @@
 """Protocols run on toy score functions whose ranks are known by hand."""
 
+import warnings
+
 import numpy as np
 import pytest
 
+from tfrec.data import SeenItems
 from tfrec.evaluation import (
-    ExcludeSet,
     evaluate,
     format_table,
     full_ranking,
@@ -30,7 +32,7 @@ def test_full_ranking_by_hand():
     # user 0, target 2, item 0 excluded: only item 1 (4 > 3) is above -> rank 1.
     # user 1, target 4, exclude {0, 4}: the target stays; items 1, 2, 3, 5 tie -> rank 4.
     # user 2, target 5: best -> rank 0.
-    exclude = ExcludeSet.from_pairs(np.array([0, 1, 1]), np.array([0, 0, 4]), 3, 6)
+    exclude = SeenItems.from_pairs(np.array([0, 1, 1]), np.array([0, 0, 4]), 3, 6)
     users, targets = np.array([0, 1, 2]), np.array([2, 4, 5])
     result = full_ranking(table_score_fn, users, targets, 6, exclude, ks=(1, 3), batch_size=2)
     assert result["protocol"] == "full"
@@ -50,7 +52,7 @@ def test_full_ranking_by_hand():
 
 def test_sampled_ranking_by_hand_and_candidates_are_valid():
     num_items, num_negatives = 10, 3
-    exclude = ExcludeSet.from_pairs(
+    exclude = SeenItems.from_pairs(
         np.array([0, 0, 1, 1, 2]), np.array([1, 2, 8, 9, 5]), 3, num_items
     )
     seen = []
@@ -88,7 +90,7 @@ def test_sampled_ranking_is_deterministic_given_seed():
         return np.take_along_axis(scores[user_index], item_index, axis=1)
 
     users, targets = np.arange(20), rng.integers(0, 50, 20)
-    exclude = ExcludeSet.from_pairs(rng.integers(0, 20, 200), rng.integers(0, 50, 200), 20, 50)
+    exclude = SeenItems.from_pairs(rng.integers(0, 20, 200), rng.integers(0, 50, 200), 20, 50)
     counts = rng.integers(1, 9, 50).astype(float)
     kwargs = dict(num_negatives=10, distribution="popularity", item_counts=counts, ks=(5,))
     first = sampled_ranking(score_fn, users, targets, 50, exclude, seed=4, batch_size=7, **kwargs)
@@ -97,28 +99,61 @@ def test_sampled_ranking_is_deterministic_given_seed():
     assert first["protocol"] == "sampled-10-popularity"
 
 
-def test_evaluate_prefixes_both_protocols():
-    exclude = ExcludeSet.empty(3, 6)
-    result = evaluate(
-        table_score_fn, np.array([0, 2]), np.array([0, 5]), 6, exclude, ks=(2,), num_negatives=4
+METRICS = {"hr@2", "ndcg@2", "recall@2", "precision@2", "map@2", "mrr"}
+
+
+def test_evaluate_returns_one_flat_dict_per_protocol():
+    seen = SeenItems.from_pairs(np.array([0]), np.array([3]), 3, 6)
+    users, targets = np.array([0, 2]), np.array([0, 5])
+    result = evaluate(table_score_fn, users, targets, 6, seen, ks=(2,), num_negatives=4)
+    assert set(result) == {f"{p}_{m}" for p in ("sampled", "full") for m in METRICS}
+    assert result["full_hr@2"] == 1.0 and result["sampled_mrr"] == 1.0  # targets are best-scored
+    full = full_ranking(table_score_fn, users, targets, 6, seen, ks=(2,))
+    sampled = sampled_ranking(table_score_fn, users, targets, 6, seen, 4, ks=(2,))
+    assert {k: result[f"full_{k}"] for k in METRICS} == {k: full[k] for k in METRICS}
+    assert {k: result[f"sampled_{k}"] for k in METRICS} == {k: sampled[k] for k in METRICS}
+    only_full = evaluate(table_score_fn, users, targets, 6, seen, ks=(2,), protocols=("full",))
+    assert set(only_full) == {f"full_{m}" for m in METRICS}
+    only_sampled = evaluate(
+        table_score_fn, users, targets, 6, seen, ks=(2,), protocols=["sampled"], num_negatives=4
     )
-    assert result["full/protocol"] == "full"
-    assert result["sampled/protocol"] == "sampled-4-uniform"
-    assert result["full/hr@2"] == 1.0 and result["sampled/mrr"] == 1.0  # targets are best-scored
-    assert {key.split("/", 1)[1] for key in result if key.startswith("full/")} == {
-        key.split("/", 1)[1] for key in result if key.startswith("sampled/")
+    assert only_sampled == {k: v for k, v in result.items() if k.startswith("sampled_")}
+    for protocols in ((), ("full", "pointwise")):
+        with pytest.raises(ValueError, match="protocols must be a non-empty subset"):
+            evaluate(table_score_fn, users, targets, 6, seen, protocols=protocols)
+
+
+def test_evaluate_on_a_small_catalogue_samples_what_is_there_with_a_warning():
+    # User 1 has 2 seen items of 6, so only 3 negatives exist for it: 99 cannot be drawn.
+    seen = SeenItems.from_pairs(np.array([1, 1]), np.array([0, 5]), 3, 6)
+    users, targets = np.array([0, 1, 2]), np.array([0, 4, 5])
+    with pytest.warns(UserWarning, match="Only 3 negatives are available.*uses 3 instead of 99"):
+        result = evaluate(table_score_fn, users, targets, 6, seen, ks=(1, 3))
+    expected = sampled_ranking(table_score_fn, users, targets, 6, seen, 3, ks=(1, 3))
+    assert {k: v for k, v in result.items() if k.startswith("sampled_")} == {
+        f"sampled_{k}": v for k, v in expected.items() if k != "protocol"
     }
+    # Users 0 and 2 score their targets best (rank 0); user 1's target ties with all 3 of its
+    # negatives (rank 3), which are every item it may have: sampled equals full here.
+    assert result["sampled_mrr"] == pytest.approx((1 + 1 / 4 + 1) / 3)
+    assert result["sampled_hr@3"] == pytest.approx(2 / 3)
+    assert {k[len("sampled_") :]: v for k, v in result.items() if k.startswith("sampled_")} == {
+        k[len("full_") :]: v for k, v in result.items() if k.startswith("full_")
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # enough negatives: no warning
+        evaluate(table_score_fn, users, targets, 6, seen, ks=(1,), num_negatives=3)
 
 
 def test_protocol_errors():
-    exclude = ExcludeSet.empty(3, 6)
+    exclude = SeenItems.empty(3, 6)
     with pytest.raises(ValueError, match="user_index is empty"):
         full_ranking(table_score_fn, np.array([], np.int64), np.array([], np.int64), 6, exclude)
     with pytest.raises(ValueError, match="target_index must lie in"):
         full_ranking(table_score_fn, np.array([0]), np.array([6]), 6, exclude)
     with pytest.raises(ValueError, match="same length"):
         sampled_ranking(table_score_fn, np.array([0, 1]), np.array([0]), 6, exclude)
-    with pytest.raises(ValueError, match="exclude.num_users"):
+    with pytest.raises(ValueError, match=r"seen.num_users=3\). Received: user_index value 3"):
         full_ranking(table_score_fn, np.array([3]), np.array([0]), 6, exclude)
     with pytest.raises(ValueError, match="built for 6 items"):
         full_ranking(table_score_fn, np.array([0]), np.array([0]), 7, exclude)
@@ -126,7 +161,7 @@ def test_protocol_errors():
         full_ranking(lambda u, i: np.zeros((len(u), 2)), np.array([0]), np.array([0]), 6, exclude)
     with pytest.raises(ValueError, match="only 5 items to draw"):
         sampled_ranking(table_score_fn, np.array([0]), np.array([0]), 6, exclude, num_negatives=6)
-    with pytest.raises(ValueError, match="ExcludeSet"):
+    with pytest.raises(ValueError, match="exclude must be a SeenItems.*Received: dict"):
         full_ranking(table_score_fn, np.array([0]), np.array([0]), 6, {"a": 1})
 
 

@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from tfrec.features import Categorical, MultiCategorical, Numeric, Text, column_from_config
+from tfrec.features import (
+    Categorical,
+    ItemSequence,
+    MultiCategorical,
+    Numeric,
+    SequenceEncoder,
+    Text,
+    column_from_config,
+)
 from tfrec.features.columns import frequency_vocabulary
 
 
@@ -47,8 +55,29 @@ def test_missing_field_and_wrong_dtype_errors_name_the_field():
         Numeric("name").build({"name": np.array(["a"])}, 2)
 
 
+def test_item_sequence_shares_the_item_field_by_default():
+    table = {"recent_movie_ids": np.array([["", "7"], ["7", "3"]])}
+    shared = ItemSequence("recent_movie_ids", max_length=4).build(table, 3)
+    assert type(shared) is SequenceEncoder
+    assert (shared.key, shared.name, shared.max_length, shared.embedding_dim) == (
+        "recent_movie_ids",
+        "recent_movie_ids",
+        4,
+        3,
+    )
+    assert shared.shared_item_field == "movie_id" and shared.vocabulary is None
+    own = ItemSequence("recent_movie_ids", 2, shared_item_field=None, name="seq").build(table, 3)
+    assert own.name == "seq" and own.shared_item_field is None
+    assert own.vocabulary == ["7", "3"]  # by frequency, padding left out
+    with pytest.raises(KeyError, match="'recent_movie_ids'"):
+        ItemSequence("recent_movie_ids", shared_item_field=None).build({"x": np.array([1])}, 2)
+
+
 def test_column_config_round_trip():
     column = MultiCategorical("movie_genres", padding="-1", max_tokens=5)
     assert column_from_config(column.to_config()) == column
+    sequence = ItemSequence("recent_movie_ids", max_length=7, shared_item_field=None)
+    assert column_from_config(sequence.to_config()) == sequence
+    assert sequence.to_config()["class"] == "ItemSequence"
     with pytest.raises(ValueError, match="Unknown column class"):
         column_from_config({"class": "Nope", "key": "x"})

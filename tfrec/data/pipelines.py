@@ -59,6 +59,12 @@ def pointwise_dataset(
             raise ValueError(f"{name} must be an int >= 1. Received: {name}={value!r}.")
     if "label" in positives:
         raise ValueError("positives already has a 'label' column. Fix: rename or drop it.")
+    if movie_ids is None and "movie_id" in positives:
+        raise ValueError(
+            "positives has a 'movie_id' column, which negatives would copy from their positive "
+            "(a label leak). Received: movie_ids=None. Fix: pass movie_ids (the catalogue's "
+            "ids) so negatives get their own, or drop the column."
+        )
     if movie_ids is not None and np.asarray(movie_ids).shape != (sampler.num_items,):
         raise ValueError(
             f"movie_ids must list the sampler's {sampler.num_items} items. Received: shape "

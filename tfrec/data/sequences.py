@@ -35,7 +35,9 @@ def sequence_windows(interactions: dict, length: int) -> dict:
     last window ends at the newest item, each earlier one ends where the next one's targets
     begin, and the first is left-padded with `PAD`. Column t of ``items[:, :-1]`` is followed by
     column t of ``items[:, 1:]``, so ``inputs = items[:, :-1]`` and ``targets = items[:, 1:]``
-    give each position's next item (a target is `PAD` where its input is padding).
+    give each position's next item. A position counts only where its input is real
+    (``inputs >= 0``): the last padding position's target is the user's first item, which has
+    nothing before it. So masked, every item after a user's first is a target exactly once.
 
     Args:
       interactions: Table with ``user_index``, ``movie_index`` and ``timestamp`` columns.

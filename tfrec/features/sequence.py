@@ -116,8 +116,11 @@ class SequenceEncoder(tf.keras.layers.Layer):
         """Raw sequence -> ``[B, L]`` int64 ids, -1 at padding (string work only)."""
         self._check_tied()
         strings = to_string(features[self.key])
-        if isinstance(strings, tf.RaggedTensor):
-            strings = strings.to_tensor(default_value=self.padding_value)
+        if isinstance(strings, tf.RaggedTensor):  # pad on the left, so the newest stays last
+            flipped = tf.RaggedTensor.from_row_lengths(
+                tf.reverse(strings.values, [0]), tf.reverse(strings.row_lengths(), [0])
+            )
+            strings = tf.reverse(flipped.to_tensor(default_value=self.padding_value), [0, 1])
         width = tf.shape(strings)[1]
         strings = strings[:, tf.maximum(width - self.max_length, 0) :]
         pad = tf.maximum(self.max_length - tf.shape(strings)[1], 0)
