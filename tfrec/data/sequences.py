@@ -82,7 +82,7 @@ def sequence_dataset(
     Each element: ``row`` ``[B]`` (the window, to gather its preprocessed inputs by),
     ``user_index`` ``[B]`` and ``targets`` ``[B, L]`` (catalogue indices, `PAD` where nothing is
     predicted). Causal (default): position t's target is the item after input position t, so
-    inputs are ``items[:, :-1]`` and targets ``items[:, 1:]``. Cloze (``cloze_probability``, as
+    inputs are ``items[:, :-1]`` and targets ``items[:, 1:]`` where the input is a real item. Cloze (``cloze_probability``, as
     in BERT4Rec): inputs are ``items[:, 1:]``; each real position is masked with that
     probability (``masked`` ``[B, L]``; at least one per row), and with probability
     `final_only_probability` a row masks only its newest item, as at prediction time; targets
@@ -119,8 +119,8 @@ def sequence_dataset(
         seeds = tf.random.experimental.stateless_split(tf.cast(rand, tf.int64), 3)
         window = batch["items"]
         out = {"row": batch["row"], "user_index": batch["user_index"]}
-        if cloze_probability is None:
-            out["targets"] = window[:, 1:]
+        if cloze_probability is None:  # no target where the input is padding (a user's first item)
+            out["targets"] = tf.where(window[:, :-1] >= 0, window[:, 1:], PAD)
         else:
             sequence = window[:, 1:]
             real = sequence >= 0
