@@ -1,11 +1,25 @@
-"""The `tfrec` command end to end on tiny generated MovieLens files (no network)."""
+"""The `tfrec` command: every subcommand wired, presets, `tfrec models`, and the train ->
+evaluate -> export (as of test) -> recommend flow end to end on generated MovieLens files."""
 
 import json
 
+import numpy as np
 import pytest
 
-from tfrec import cli
+from tfrec import cli, workflow
 from tfrec.data.synthetic import synthetic_tables, write_grouplens_100k
+from tfrec.models import PRESETS, TRAIN_DEFAULTS, available_models, model_defaults, preset
+
+SUBCOMMANDS = {
+    ("data", "fetch"): cli.cmd_data_fetch,
+    ("models",): cli.cmd_models,
+    ("train", "deepfm"): cli.cmd_train,
+    ("evaluate",): cli.cmd_evaluate,
+    ("export",): cli.cmd_export,
+    ("recommend", "--user", "196"): cli.cmd_recommend,
+    ("run",): cli.cmd_run,
+}
+"""Minimal argv of each subcommand and the function it must run."""
 
 
 @pytest.fixture(scope="module")
@@ -17,13 +31,92 @@ def local_data(tmp_path_factory):
     return ["--source", "local", "--path", str(files), "--data-dir", str(root / "cache")]
 
 
-def test_help_lists_commands(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["--help"])
-    assert exit_info.value.code == 0
-    out = capsys.readouterr().out
-    for command in ("data", "train", "evaluate", "export", "recommend", "run"):
-        assert command in out
+@pytest.mark.parametrize("argv", list(SUBCOMMANDS), ids=" ".join)
+def test_every_subcommand_parses_to_its_function(argv):
+    args = cli.build_parser().parse_args(list(argv))
+    assert args.func is SUBCOMMANDS[argv]
+
+
+def test_help_lists_every_subcommand(capsys):
+    for argv, listed in (([], {name[0] for name in SUBCOMMANDS}), (["data"], {"fetch"})):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([*argv, "--help"])
+        assert exit_info.value.code == 0
+        out = capsys.readouterr().out
+        choices = out[out.index("{") + 1 : out.index("}")].split(",")
+        assert set(choices) == listed
+        for name in listed:  # each one has its own help line
+            assert any(line.strip().startswith(name + " ") for line in out.splitlines()), name
+
+
+def test_parser_defaults_and_choices(capsys):
+    parser = cli.build_parser()
+    assert parser.parse_args(["export"]).as_of == "all"
+    assert parser.parse_args(["export", "--as-of", "test"]).as_of == "test"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["export", "--as-of", "tomorrow"])
+    assert "invalid choice: 'tomorrow'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["frobnicate"])
+
+
+def test_models_lists_every_model_with_its_defaults_and_the_presets(capsys):
+    assert cli.main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    listed = {}
+    for line in lines[1 : 1 + len(available_models())]:
+        name, defaults = line.strip().split(": ", 1)
+        listed[name] = json.loads(defaults)
+    assert listed == {
+        name: json.loads(json.dumps(model_defaults(name))) for name in available_models()
+    }
+    settings = next(line for line in lines if line.startswith("training settings"))
+    assert json.loads(settings.split(": ", 1)[1]) == TRAIN_DEFAULTS
+    presets = lines[lines.index("presets:") + 1 :]
+    assert len(presets) == len(PRESETS)
+    for line, (name, chosen) in zip(presets, PRESETS.items(), strict=True):
+        label, model, settings = line.strip().split(" ", 2)
+        assert (label, model) == (f"{name}:", chosen.model)
+        assert json.loads(settings) == {**chosen.hparams, **chosen.train}
+
+
+@pytest.fixture
+def fake_train(monkeypatch):
+    """Replaces the training job by a recorder: argument handling without training."""
+    calls = []
+
+    def record(name, source, model_hp, train_cfg, output, verbose="auto"):
+        calls.append({"model": name, "hp": model_hp, "train": train_cfg, "output": output})
+        return workflow.TrainResult(None, None, {"full_hr@10": 0.5}, {})
+
+    monkeypatch.setattr(workflow, "train", record)
+    return calls
+
+
+def test_train_preset_sets_model_and_settings_and_flags_win(fake_train, local_data, capsys):
+    argv = ["train", "--preset", "movielens-100k", *local_data, "--epochs", "2"]
+    assert cli.main([*argv, "--set", "dropout=0.2", "--set", "patience=1"]) == 0
+    chosen = preset("movielens-100k")
+    (call,) = fake_train
+    assert call["model"] == chosen.model == "deepfm"
+    assert call["hp"] == {**chosen.hparams, "dropout": 0.2}
+    assert call["train"] == {**chosen.train, "epochs": 2, "patience": 1}
+    assert str(call["output"]) == "runs/deepfm"
+    assert "full_hr@10" in capsys.readouterr().out
+    # Naming the preset's own model is allowed.
+    assert cli.main(["train", "deepfm", "--preset", "movielens-100k", *local_data]) == 0
+    assert fake_train[1]["train"]["epochs"] == chosen.train["epochs"]
+
+
+def test_train_preset_with_another_model_is_an_error(fake_train, local_data, capsys):
+    assert cli.main(["train", "neumf", "--preset", "movielens-100k", *local_data]) == 2
+    err = capsys.readouterr().err
+    assert "Preset 'movielens-100k' trains 'deepfm'. Received: model='neumf'" in err
+    assert cli.main(["train", "--preset", "nope", *local_data]) == 2
+    assert "Received: preset='nope'" in capsys.readouterr().err
+    assert cli.main(["train", *local_data]) == 2
+    assert "--preset" in capsys.readouterr().err
+    assert fake_train == []
 
 
 def test_data_fetch_summarises(local_data, capsys):
@@ -33,34 +126,52 @@ def test_data_fetch_summarises(local_data, capsys):
     assert "(train / valid / test): " in out and "/ 40 / 40" in out
 
 
-def test_train_evaluate_export_recommend(local_data, tmp_path, capsys):
+def test_train_evaluate_export_as_of_test_recommend(local_data, tmp_path, capsys):
     run = tmp_path / "run"
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"embedding_dim": 4, "dnn_units": [8], "batch_size": 128}))
     argv = ["train", "deepfm", *local_data, "--config", str(config), "--epochs", "1"]
-    sets = ["--set", "dropout=0.1", "--set", "optimizer=lazy_adam"]
+    sets = ["--set", "dropout=0.1", "--set", "optimizer=lazy_adam", "--set", "history_length=5"]
     assert cli.main([*argv, *sets, "--output", str(run)]) == 0
     meta = json.loads((run / "run.json").read_text())
-    assert meta["model_hparams"] == {"embedding_dim": 4, "dnn_units": [8], "dropout": 0.1}
-    assert meta["train"]["epochs"] == 1 and "full hr@10" in meta["metrics"]
-    assert meta["train"]["optimizer"] == "lazy_adam"
+    assert meta["model_hparams"] == {
+        "embedding_dim": 4,
+        "dnn_units": [8],
+        "dropout": 0.1,
+        "history_length": 5,
+    }
+    assert meta["train"] == {"batch_size": 128, "optimizer": "lazy_adam", "epochs": 1}
+    assert 0.0 <= meta["metrics"]["full_hr@10"] <= meta["metrics"]["sampled_hr@10"] <= 1.0
+    assert "val_full_ndcg@10" in meta["history"]
     capsys.readouterr()
 
     assert cli.main(["evaluate", "--model-dir", str(run)]) == 0
     table = capsys.readouterr().out
-    assert "deepfm" in table and "popularity" in table and "full hr@10" in table
+    assert "deepfm" in table and "popularity" in table and "full_hr@10" in table
 
     models = tmp_path / "saved_models"
-    assert cli.main(["export", "--model-dir", str(run), "--base-dir", str(models)]) == 0
+    export = ["export", "--model-dir", str(run), "--base-dir", str(models), "--as-of", "test"]
+    assert cli.main(export) == 0
     assert (models / "deepfm" / "1" / "saved_model.pb").exists()
     capsys.readouterr()
 
-    assert (
-        cli.main(["recommend", "--model", str(models / "deepfm"), "--user", "1", "--k", "3"]) == 0
+    # As of test: each user's valid movie is seen (never returned), the test movie is not.
+    _, data, _ = workflow.load_run(run)
+    from tfrec.serving import load_recommender
+
+    ids, _, _ = load_recommender(models / "deepfm")(data.user_ids, k=data.num_items)
+    valid, test = data.split.valid, data.split.test
+    assert not (ids[valid["user_index"]] == valid["movie_id"][:, None]).any()
+    assert (ids[test["user_index"]] == test["movie_id"][:, None]).any(axis=1).all()
+    np.testing.assert_array_equal(
+        (ids != "").sum(axis=1), data.num_items - data.seen("test").counts(np.arange(40))
     )
+
+    recommend = ["recommend", "--model", str(models / "deepfm"), "--user", "1", "--k", "3"]
+    assert cli.main(recommend) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "Top 3 for user 1:" and len(lines) == 4
-    assert "Movie " in lines[1]
+    assert lines[1].startswith("  1. Movie ") and f"(movie {ids[0, 0]}," in lines[1]
 
 
 def test_errors_are_short_and_name_the_problem(local_data, capsys, tmp_path):
@@ -68,5 +179,7 @@ def test_errors_are_short_and_name_the_problem(local_data, capsys, tmp_path):
     assert "Received: model='nope'" in capsys.readouterr().err
     assert cli.main(["evaluate", "--model-dir", str(tmp_path / "missing")]) == 2
     assert "tfrec train deepfm" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="--set expects name=value"):
         cli.main(["train", "deepfm", "--set", "novalue"])
+    with pytest.raises(SystemExit, match="Config file not found"):
+        cli.main(["train", "deepfm", "--config", str(tmp_path / "none.json")])

@@ -1,5 +1,6 @@
 """TwoStagePipeline: equals exact ranking with every movie retrieved, excludes seen movies,
-falls back to popularity, and its SavedModel answers the same without tfrec installed."""
+falls back to popularity, ranks offline candidates (BruteForce, FAISS), and its SavedModel
+answers the same without tfrec installed."""
 
 import tfrec  # noqa: F401  # isort: skip
 import json
@@ -12,82 +13,115 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfrec.data import SplitData
+from tfrec.data.synthetic import synthetic_movielens
+from tfrec.features.inputs import feature_store
 from tfrec.models import build_model
 from tfrec.pipeline import TwoStagePipeline, export_pipeline
-from tfrec.retrieval import positives_dataset, synthetic_catalogue
-from tfrec.training import RankingData, feature_store
+from tfrec.retrieval import BruteForce
+from tfrec.training import training_dataset
 
 USERS = ["1", "7", "30", "nobody"]
+HISTORY = 4
+
+
+def _fit_one_epoch(model, data):
+    """One eager epoch on the library's pipeline for the model's task (fast on tiny data)."""
+    model.compile(tf.keras.optimizers.Adam(1e-2), run_eagerly=True)
+    batches = training_dataset(
+        model, data, num_negatives=1, batch_size=64, distribution="uniform", seed=0
+    )
+    model.fit(batches, epochs=1, verbose=0)
+    return model
 
 
 @pytest.fixture(scope="module")
 def setup():
-    data = RankingData.from_movielens(synthetic_catalogue(40, 60, 8, seed=1), history_length=4)
-    table = data.example_table()
-    retrieval = build_model("two_tower", table, embedding_dim=8, units=(8,))
-    retrieval.compile(tf.keras.optimizers.Adam(1e-2), run_eagerly=True)
-    retrieval.fit(positives_dataset(retrieval, data, batch_size=64), epochs=1, verbose=0)
-    ranking = build_model("deepfm", table, embedding_dim=8, dnn_units=(8,))
-    ranking.compile(tf.keras.optimizers.Adam(1e-2), run_eagerly=True)
-    ranking.fit(data.dataset(ranking, 1, batch_size=64), epochs=1, verbose=0)
-    seen_table = data.exclude["test"]
-    store = feature_store(data.movielens, seen_table, 4)
-    seen = (seen_table["user_id"], seen_table["movie_id"])
-    return data, retrieval, ranking, store, seen
+    """Data, a two-tower retriever and a DeepFM ranker, the store and seen pairs as of test."""
+    data = SplitData.from_movielens(
+        synthetic_movielens(num_users=40, num_movies=60, ratings_per_user=8, seed=1)
+    )
+    retrieval = build_model("two_tower", data, embedding_dim=8, units=(8,), history_length=HISTORY)
+    ranking = build_model("deepfm", data, embedding_dim=8, dnn_units=(8,), history_length=HISTORY)
+    _fit_one_epoch(retrieval, data)
+    _fit_one_epoch(ranking, data)
+    store = feature_store(data, "test", HISTORY)
+    known = data.known("test")
+    return data, retrieval, ranking, store, (known["user_id"], known["movie_id"])
+
+
+@pytest.fixture(scope="module")
+def brute(setup):
+    """An exact (brute-force) pipeline retrieving 5 candidates (at least k per request)."""
+    _, retrieval, ranking, store, seen = setup
+    return TwoStagePipeline(retrieval, ranking, store, seen, num_candidates=5)
+
+
+@pytest.fixture(scope="module")
+def ivf(setup):
+    """An approximate (IVF) pipeline retrieving 10 candidates from 2 of 6 cells."""
+    _, retrieval, ranking, store, seen = setup
+    return TwoStagePipeline(
+        retrieval, ranking, store, seen, num_candidates=10, index="ivf", nlist=6, nprobe=2
+    )
 
 
 def recommend(module, k, users=USERS):
-    out = module.recommend(tf.constant(users), tf.constant(k))
+    out = module.recommend(tf.constant(users, tf.string), tf.constant(k))
     return {key: value.numpy() for key, value in out.items()}
 
 
-def exact_ranking(ranking, store, seen, users, k):
+def user_index(data, users):
+    position = {u: i for i, u in enumerate(data.user_ids)}
+    return np.array([position[u] for u in users])
+
+
+def exact_ranking(data, ranking, store, users, k):
     """Top-k unseen movies by the ranking model over the whole catalogue, in numpy."""
     movies = store.movie_ids.numpy()
     pairs = {
         "user_id": tf.constant(np.repeat(users, len(movies))),
         "movie_id": tf.constant(np.tile(movies, len(users))),
     }
-    scores = tf.sigmoid(ranking(store.join(pairs))).numpy().reshape(len(users), len(movies))
-    watched = {(u, m) for u, m in zip(*seen, strict=True)}
-    mask = np.array([[(u, m.decode()) in watched for m in movies] for u in users])
-    scores = np.where(mask, -np.inf, scores)
+    scores = ranking.score(store.join(pairs)).numpy().reshape(len(users), len(movies))
+    scores[data.seen("test").dense_mask(user_index(data, users))] = -np.inf
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return movies[order], np.take_along_axis(scores, order, axis=1)
 
 
-def test_all_candidates_equals_exact_ranking(setup):
-    _, retrieval, ranking, store, seen = setup
-    pipeline = TwoStagePipeline(retrieval, ranking, store, seen, num_candidates=60)
-    got = recommend(pipeline, 6, USERS[:3])
-    ids, scores = exact_ranking(ranking, store, seen, USERS[:3], 6)
-    np.testing.assert_allclose(got["scores"], scores, rtol=1e-5)
-    np.testing.assert_array_equal(got["movie_ids"], ids)
-    titles = store.movies.columns["movie_title"].numpy()[:-1]  # the last row is "missing"
-    titles = dict(zip(store.movie_ids.numpy(), titles, strict=True))
-    np.testing.assert_array_equal(got["titles"], np.vectorize(titles.get)(ids))
+def test_every_movie_retrieved_equals_exact_ranking(setup, brute):
+    data, _, ranking, store, _ = setup
+    got = recommend(brute, 60, USERS[:3])  # k = the catalogue: every movie is a candidate
+    ids, scores = exact_ranking(data, ranking, store, USERS[:3], 60)
+    unseen = np.isfinite(scores)
+    np.testing.assert_allclose(got["scores"][unseen], scores[unseen], rtol=1e-5)
+    np.testing.assert_array_equal(got["movie_ids"][unseen], ids[unseen])
+    assert (got["movie_ids"][~unseen] == b"").all() and not got["scores"][~unseen].any()
+    titles = dict(zip(data.item_ids, data.items["movie_title"], strict=True))
+    expected = [[titles[m.decode()] for m in row] for row in ids[:, :6]]
+    assert np.char.decode(got["titles"][:, :6].astype(bytes)).tolist() == expected
 
 
-def test_seen_movies_are_never_returned_and_cold_start_is_popular(setup):
-    data, retrieval, ranking, store, seen = setup
-    pipeline = TwoStagePipeline(retrieval, ranking, store, seen, num_candidates=5)
+def test_seen_movies_are_never_returned_and_cold_start_is_popular(setup, brute):
+    data = setup[0]
+    pipeline = brute
     got = recommend(pipeline, 58)  # more than num_candidates (retrieves k) and than unseen
-    watched = {(u, m) for u, m in zip(*seen, strict=True)}
-    for user, row in zip(USERS[:3], got["movie_ids"][:3], strict=True):
-        returned = [m.decode() for m in row if m]
-        assert not {(user, m) for m in returned} & watched
-        assert len(returned) == 60 - sum(1 for u, _ in watched if u == user)
-    counts = np.bincount(data.exclude["test"]["movie_index"], minlength=60)
+    mask = data.seen("test").dense_mask(user_index(data, USERS[:3]))
+    position = {m: i for i, m in enumerate(data.item_ids)}
+    for row, ids in enumerate(got["movie_ids"][:3]):
+        returned = [position[m.decode()] for m in ids if m]
+        assert not mask[row, returned].any()
+        assert len(returned) == 60 - mask[row].sum()  # every unseen movie, nothing else
+    counts = data.item_counts("test")
     popular = np.argsort(-counts, kind="stable")[:5]
-    np.testing.assert_array_equal(got["movie_ids"][3][:5], store.movie_ids.numpy()[popular])
+    np.testing.assert_array_equal(got["movie_ids"][3][:5].astype(str), data.item_ids[popular])
     np.testing.assert_allclose(got["scores"][3][:5], counts[popular] / counts.max(), rtol=1e-6)
+    empty = recommend(pipeline, 3, [])
+    assert empty["movie_ids"].shape == empty["scores"].shape == (0, 3)
 
 
-def test_ivf_pipeline_ranks_its_candidates(setup):
-    _, retrieval, ranking, store, seen = setup
-    pipeline = TwoStagePipeline(
-        retrieval, ranking, store, seen, num_candidates=10, index="ivf", nlist=6, nprobe=2
-    )
+def test_ivf_pipeline_ranks_its_candidates(ivf):
+    pipeline = ivf
     candidates = pipeline.candidates(tf.constant(USERS[:3]), tf.constant(10), tf.constant(2))
     got = recommend(pipeline, 4, USERS[:3])
     for row, pool in zip(got["movie_ids"], candidates["movie_ids"].numpy(), strict=True):
@@ -95,14 +129,77 @@ def test_ivf_pipeline_ranks_its_candidates(setup):
     assert (np.diff(got["scores"], axis=1) <= 0).all()
 
 
+def test_catalogue_and_query_vectors_are_the_retrievers_dot_product(setup, brute):
+    data, retrieval, _, store, _ = setup
+    pipeline = brute
+    items = pipeline.catalogue_vectors()
+    queries = pipeline.query_vectors(tf.constant(USERS)).numpy()
+    assert items.shape == (data.num_items, 8) and queries.shape == (len(USERS), 8)
+    # Unit vectors whose dot product is the retriever's own logit (times its temperature).
+    np.testing.assert_allclose(np.linalg.norm(items, axis=1), 1.0, rtol=1e-5)
+    pairs = store.join(
+        {"user_id": tf.constant(np.repeat(USERS, 3)), "movie_id": tf.constant(["1", "2", "3"] * 4)}
+    )
+    logits = retrieval(pairs, training=False).numpy().reshape(len(USERS), 3)
+    np.testing.assert_allclose(
+        queries @ items[:3].T, logits * retrieval.temperature, rtol=1e-4, atol=1e-5
+    )
+    # The `candidates` signature searches exactly these vectors, seen movies left out.
+    pool = pipeline.candidates(tf.constant(USERS[:3]), tf.constant(5), tf.constant(1))
+    scores = queries[:3] @ items.T
+    scores[data.seen("test").dense_mask(user_index(data, USERS[:3]))] = -np.inf
+    np.testing.assert_allclose(pool["scores"].numpy(), -np.sort(-scores, axis=1)[:, :5], rtol=1e-5)
+
+
+def _faiss_search(vectors, queries, n):
+    pytest.importorskip("faiss")
+    from tfrec.retrieval import FaissIndex
+
+    return FaissIndex.build(vectors, kind="flat").search(queries, n)[1]
+
+
+def _brute_force_search(vectors, queries, n):
+    return BruteForce(vectors).search(queries, n)[1].numpy()
+
+
+@pytest.mark.parametrize("search", [_brute_force_search, _faiss_search], ids=["brute", "faiss"])
+def test_rank_candidates_from_an_offline_index(setup, brute, search):
+    data = setup[0]
+    pipeline = brute
+    users = USERS[:3]
+    queries = pipeline.query_vectors(tf.constant(users)).numpy()
+    candidates = search(pipeline.catalogue_vectors(), queries, 15)  # no exclusion offline
+    mask = data.seen("test").dense_mask(user_index(data, users))
+    first_seen = mask.argmax(axis=1)  # make sure each row holds a seen movie, and padding
+    candidates = np.concatenate([candidates, first_seen[:, None], np.full((3, 1), -1)], axis=1)
+    scores, found = pipeline.rank_candidates(users, candidates, k=5)
+    assert scores.shape == found.shape == (3, 5)
+    rows = np.arange(3)[:, None]
+    assert (found >= 0).all() and not mask[rows, found].any()
+    assert all(set(f) <= set(c) for f, c in zip(found, candidates, strict=True))
+    # The same as rank() on those candidates with the seen ones dropped.
+    ranked = pipeline.rank(tf.constant(users), tf.constant(candidates, tf.int64)).numpy()
+    ranked[mask[rows, np.maximum(candidates, 0)]] = -np.inf
+    np.testing.assert_allclose(scores, -np.sort(-ranked, axis=1)[:, :5], rtol=1e-5)
+    np.testing.assert_allclose(scores, np.take_along_axis(ranked, _positions(candidates, found), 1))
+
+
+def _positions(candidates, found):
+    return np.array(
+        [[list(c).index(f) for f in row] for c, row in zip(candidates, found, strict=True)]
+    )
+
+
 def test_bad_arguments_are_named(setup):
     _, retrieval, ranking, store, seen = setup
-    with pytest.raises(TypeError, match="retrieval_model"):
+    with pytest.raises(TypeError, match="dot_product = True.*Received: DeepFM"):
         TwoStagePipeline(ranking, ranking, store, seen)
     with pytest.raises(ValueError, match="num_candidates"):
         TwoStagePipeline(retrieval, ranking, store, seen, num_candidates=0)
     with pytest.raises(ValueError, match="index"):
         TwoStagePipeline(retrieval, ranking, store, seen, index="scann")
+    with pytest.raises(ValueError, match="holds 3 vectors"):
+        TwoStagePipeline(retrieval, ranking, store, seen, index=BruteForce(np.eye(3, 8)))
 
 
 _LOAD = textwrap.dedent(
@@ -126,11 +223,8 @@ _LOAD = textwrap.dedent(
 )
 
 
-def test_savedmodel_loads_without_tfrec_and_matches(setup, tmp_path):
-    _, retrieval, ranking, store, seen = setup
-    pipeline = TwoStagePipeline(
-        retrieval, ranking, store, seen, num_candidates=10, index="ivf", nlist=6, nprobe=2
-    )
+def test_savedmodel_loads_without_tfrec_and_matches(ivf, tmp_path):
+    pipeline = ivf
     path = export_pipeline(pipeline, tmp_path / "models", name="two_stage")
     assert path.name == "1" and (tmp_path / "models" / "models.config").exists()
     script = tmp_path / "load.py"

@@ -8,7 +8,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from tfrec.models import TRAIN_DEFAULTS  # noqa: E402
 from tfrec.plotting import MetricTable, plot_comparison, plot_history, plot_tradeoff  # noqa: E402
+from tfrec.workflow import HEADLINE  # noqa: E402
 
 
 class FakeHistory:
@@ -47,6 +49,19 @@ def test_plot_comparison_bar_heights():
     plt.close(fig)
     with pytest.raises(KeyError, match="'b'"):
         plot_comparison({"a": {"hr": 0.2}, "b": {}}, ("hr",))
+
+
+def test_default_metrics_are_the_names_tfrec_logs():
+    # Evaluation rows are keyed "<protocol>_<metric>", Keras logs add "val_"; fit monitors
+    # val_full_ndcg@10 by default. The defaults plot exactly those names.
+    rows = {"deepfm": dict.fromkeys(HEADLINE, 0.3), "popularity": dict.fromkeys(HEADLINE, 0.1)}
+    fig = plot_comparison(rows)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["full_hr@10", "full_ndcg@10"]
+    plt.close(fig)
+    history = {"loss": [0.7, 0.6], TRAIN_DEFAULTS["monitor"]: [0.01, 0.02]}
+    fig = plot_history(history)
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "val_full_ndcg@10"]
+    plt.close(fig)
 
 
 def test_plot_tradeoff_points_and_labels():

@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.set_defaults(func=cmd_recommend)
 
     models = sub.add_parser("models", help="list the registered models and their defaults")
-    models.set_defaults(func=lambda args: _print_models())
+    models.set_defaults(func=cmd_models)
 
     run = sub.add_parser("run", help="the `make run` job: train, evaluate, export, recommend")
     run.add_argument("--epochs", type=int, default=None)
@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_models() -> None:
+def cmd_models(args) -> None:
     from tfrec.models import PRESETS, TRAIN_DEFAULTS, available_models, model_defaults
 
     print("models (hyperparameter defaults):")

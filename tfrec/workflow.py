@@ -93,7 +93,11 @@ def _swap_in(staging: Path, output: Path) -> None:
     if output.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(output, old)
-    os.replace(staging, output)
+    try:
+        os.replace(staging, output)
+    except BaseException:  # put the previous run back (a crash here: see recover_run)
+        recover_run(output)
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -161,16 +165,30 @@ def load_model(directory: Path, data: SplitData):
     return model
 
 
+def _trusted(config: dict) -> bool:
+    """Whether Keras would deserialize `config` as a tfrec class or an allowlisted built-in.
+
+    Keras resolves ``registered_name`` first, then a built-in by ``class_name``, then any class
+    of any importable ``module``: a "tfrec>" prefix alone proves nothing (``{"class_name":
+    "Lambda", "registered_name": "tfrec>Lambda"}`` deserializes Keras' Lambda), so a
+    registered name must resolve to a class defined in tfrec.
+    """
+    registered = config.get("registered_name")
+    if registered is not None:
+        cls = tf.keras.utils.get_registered_object(str(registered))
+        return str(registered).startswith("tfrec>") and (
+            getattr(cls, "__module__", "").split(".")[0] == "tfrec"
+        )
+    module = str(config.get("module", ""))
+    return module.startswith("keras.") and config["class_name"] in SAFE_KERAS_CLASSES
+
+
 def check_config(config, where="model.json") -> None:
     """Raises ValueError if a serialized model names a class tfrec does not trust to load."""
     if isinstance(config, dict):
         name = config.get("class_name")
         if isinstance(name, str) and "config" in config:
-            registered = str(config.get("registered_name") or "").startswith("tfrec>")
-            builtin = str(config.get("module", "")).startswith("keras.") and (
-                name in SAFE_KERAS_CLASSES
-            )
-            if not (registered or builtin):
+            if not _trusted(config):
                 raise ValueError(
                     f"{where} names the class {name!r}, which a tfrec run directory never "
                     "contains (only tfrec models and Keras' built-in layers are loaded; a "

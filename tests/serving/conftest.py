@@ -1,8 +1,8 @@
-"""Session fixtures for tfrec.serving: a tiny MovieLens-like data set, a DeepFM fit for one
+"""Session fixtures for tfrec.serving: a small generated MovieLens split, a DeepFM fit for one
 epoch, one export shared by every test, and an "average_user" serving module.
 
 Ids follow MovieLens-100k ("1".."200" users, "1".."320" movies) so the README's examples
-(user "196", movie "242", ...) address real rows. User "heavy" has seen every movie but the
+(user "196", movie "242", ...) address real rows. User "heavy" has rated every movie but the
 last three, to test what `recommend` returns when fewer than k movies are left.
 """
 
@@ -15,120 +15,88 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfrec.features.store import FeatureStore
+from tfrec.data import SplitData
+from tfrec.data.movielens import from_tables
+from tfrec.data.parsers import Tables
+from tfrec.data.synthetic import synthetic_tables
+from tfrec.features.inputs import feature_store
 from tfrec.models import build_model
-from tfrec.serving import LocalServing, ServingModule, export_model
-from tfrec.towers import RECENT_MOVIES
+from tfrec.serving import LocalServing, export_model, recommender_module
+from tfrec.training import training_dataset
 
 NUM_USERS, NUM_MOVIES, HISTORY = 200, 320, 5
 HEAVY_USER = "heavy"
-_WORDS = np.array(["star", "toy", "story", "wars", "alien", "heat", "love", "night", "day", "the"])
 
 
-def _tables(rng):
-    users = {
-        "user_id": np.array([str(i) for i in range(1, NUM_USERS + 1)] + [HEAVY_USER]),
-        "user_gender": rng.random(NUM_USERS + 1) < 0.5,
-        "bucketized_user_age": rng.choice(
-            [1.0, 18.0, 25.0, 35.0, 45.0, 50.0, 56.0], NUM_USERS + 1
-        ).astype(np.float32),
-        "user_occupation_text": rng.choice(
-            ["writer", "student", "engineer", "artist"], NUM_USERS + 1
-        ),
-        "user_zip_code": rng.integers(10000, 99999, NUM_USERS + 1).astype(str),
+def _with_heavy_user(tables: Tables) -> Tables:
+    """`tables` plus user "heavy", who rated movies "1".."317" (all but the last three)."""
+    users = {k: np.concatenate([v, v[:1]]) for k, v in tables.users.items()}
+    users["user_id"] = np.append(tables.users["user_id"], HEAVY_USER)
+    movies = tables.movies["movie_id"][: NUM_MOVIES - 3]
+    heavy = {
+        "user_id": np.full(movies.size, HEAVY_USER),
+        "movie_id": movies,
+        "user_rating": np.full(movies.size, 4.0, np.float32),
+        "timestamp": 880_000_000 + np.arange(movies.size, dtype=np.int64) * 60,
     }
-    years = rng.integers(1950, 2000, NUM_MOVIES).astype(str)
-    words = rng.choice(_WORDS, (NUM_MOVIES, 2))
-    titles = np.char.add(np.char.add(words[:, 0], " "), words[:, 1])
-    movies = {
-        "movie_id": np.arange(1, NUM_MOVIES + 1).astype(str),
-        "movie_title": np.char.add(np.char.add(titles, " ("), np.char.add(years, ")")),
-        "movie_genres": np.where(
-            rng.random((NUM_MOVIES, 3)) < 0.6, rng.integers(0, 19, (NUM_MOVIES, 3)), -1
-        ).astype(np.int64),
-    }
-    return users, movies
-
-
-def _seen(rng, users, movies):
-    """Unique positive (user, movie) pairs: ~12 per regular user, all but 3 for the heavy user."""
-    user_rows = rng.integers(0, NUM_USERS, 2400)
-    movie_rows = rng.integers(0, NUM_MOVIES, 2400)
-    heavy_movies = np.arange(NUM_MOVIES - 3)
-    user_rows = np.concatenate([user_rows, np.full(len(heavy_movies), NUM_USERS)])
-    movie_rows = np.concatenate([movie_rows, heavy_movies])
-    keys = np.unique(user_rows * NUM_MOVIES + movie_rows)
-    return keys // NUM_MOVIES, keys % NUM_MOVIES
-
-
-def _history(user_rows, movie_rows, movie_ids):
-    """Each user's first HISTORY seen movies, "" padded: ``[num_users, HISTORY]``."""
-    first = np.searchsorted(user_rows, user_rows)
-    rank = np.arange(len(user_rows)) - first
-    keep = rank < HISTORY
-    history = np.full((NUM_USERS + 1, HISTORY), "", dtype=object)
-    history[user_rows[keep], rank[keep]] = movie_ids[movie_rows[keep]]
-    return history.astype(str)
+    ratings = {k: np.concatenate([v, heavy[k]]) for k, v in tables.ratings.items()}
+    return Tables(ratings, tables.movies, users)
 
 
 @pytest.fixture(scope="session")
 def movielens():
-    """Users, movies and history tables, the seen pairs, and the joined training table."""
-    rng = np.random.default_rng(7)
-    users, movies = _tables(rng)
-    user_rows, movie_rows = _seen(rng, users, movies)
-    history = {
-        "user_id": users["user_id"],
-        RECENT_MOVIES: _history(user_rows, movie_rows, movies["movie_id"]),
-    }
-    negatives = (
-        rng.integers(0, NUM_USERS, len(user_rows)),
-        rng.integers(0, NUM_MOVIES, len(user_rows)),
+    """The split, the pairs an ``as_of="all"`` export knows (never recommended back), the
+    movies table and the heavy user."""
+    tables = synthetic_tables(
+        num_users=NUM_USERS, num_movies=NUM_MOVIES, ratings_per_user=12, seed=7
     )
-    rows_u = np.concatenate([user_rows, negatives[0]])
-    rows_m = np.concatenate([movie_rows, negatives[1]])
-    train = {key: value[rows_u] for key, value in users.items()}
-    train.update({key: value[rows_m] for key, value in movies.items()})
-    train[RECENT_MOVIES] = history[RECENT_MOVIES][rows_u]
-    train["label"] = np.concatenate([np.ones(len(user_rows)), np.zeros(len(user_rows))]).astype(
-        np.float32
-    )
-    seen = (users["user_id"][user_rows], movies["movie_id"][movie_rows])
+    data = SplitData.from_movielens(from_tables(_with_heavy_user(tables), "100k", "synthetic"))
+    known = data.known("all")
     return types.SimpleNamespace(
-        users=users,
-        movies=movies,
-        history=history,
-        train=train,
-        seen=seen,
+        data=data,
+        seen=(known["user_id"], known["movie_id"]),
+        movies=data.items,
         num_movies=NUM_MOVIES,
         heavy_user=HEAVY_USER,
     )
 
 
 @pytest.fixture(scope="session")
-def model(movielens):
-    """A small DeepFM fit for one epoch on the training table."""
-    model = build_model("deepfm", movielens.train, embedding_dim=8, dnn_units=(16,))
-    model.compile(tf.keras.optimizers.Adam(1e-2))
-    data = tf.data.Dataset.from_tensor_slices(movielens.train).shuffle(8192, seed=0).batch(1024)
-    model.fit(data, epochs=1, verbose=0)
+def data(movielens):
+    return movielens.data
+
+
+@pytest.fixture(scope="session")
+def model(data):
+    """A small DeepFM (histories of 5) fit for one epoch on the library's training pipeline.
+
+    Eagerly: on seven batches that is several times faster than tracing the train step
+    (`tfrec.training.fit` itself is tested with the models).
+    """
+    model = build_model("deepfm", data, embedding_dim=8, dnn_units=(16,), history_length=HISTORY)
+    model.compile(tf.keras.optimizers.Adam(1e-2), run_eagerly=True)
+    batches = training_dataset(
+        model, data, num_negatives=1, batch_size=1024, distribution="uniform", seed=0
+    )
+    model.fit(batches, epochs=1, verbose=0)
     return model
 
 
 @pytest.fixture(scope="session")
-def store(movielens):
-    return FeatureStore(movielens.users, movielens.movies, movielens.history)
+def store(model, data):
+    """The FeatureStore an ``as_of="all"`` export scores with."""
+    return feature_store(data, "all", model.history_length)
 
 
 @pytest.fixture(scope="session")
-def exports(tmp_path_factory, model, store, movielens):
+def exports(tmp_path_factory, model, data):
     """One export (cold start "popular") into a base dir that already holds deepfm version 3,
     a stale temp dir and another model: the export must become deepfm/4."""
     base = tmp_path_factory.mktemp("saved_models")
     (base / "deepfm" / "3").mkdir(parents=True)
     (base / "deepfm" / ".tmp-stale").mkdir()
     (base / "other" / "1").mkdir(parents=True)
-    path = export_model(model, store, movielens.seen, base_dir=base, name="deepfm")
+    path = export_model(model, data, as_of="all", base_dir=base, name="deepfm")
     return types.SimpleNamespace(base=base, popular=path)
 
 
@@ -139,7 +107,7 @@ def served(exports):
 
 
 @pytest.fixture(scope="session")
-def average_module(model, store, movielens):
-    """An unsaved ServingModule with cold start "average_user" (its tf.functions are the
+def average_module(model, data):
+    """An unsaved RecommenderModule with cold start "average_user" (its tf.functions are the
     exported signatures' code; saving is covered by the "popular" export)."""
-    return ServingModule(model, store, movielens.seen, cold_start="average_user")
+    return recommender_module(model, data, as_of="all", cold_start="average_user")

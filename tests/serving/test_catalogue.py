@@ -1,45 +1,79 @@
-"""Unit tests for tfrec.serving.catalogue: CSR seen items, popularity, id alignment."""
+"""Unit tests for tfrec.serving.catalogue: the Catalogue an export ranks over, id alignment,
+popularity, and the seen-items lookup and known users it builds from a store."""
 
 import tfrec  # noqa: F401  # isort: skip
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfrec.features.store import FeatureStore
 from tfrec.serving.catalogue import (
-    SeenItems,
     aligned,
     as_strings,
+    build_catalogue,
     index_of,
     normalized_popularity,
 )
 
 
-def test_seen_items_mask_and_known_users_worked_by_hand():
-    # known a, b, c (+ d only through an interaction); b saw item 2 twice and item 0.
-    seen = SeenItems(
-        known_users=np.array(["a", "b", "c"]),
-        seen_users=np.array(["b", "a", "b", "b", "d"]),
-        seen_items=np.array([2, 0, 0, 2, 3]),
-        num_items=4,
-    )
-    # rows a=0, b=1, c=2, d=3, then the empty row for unknown users.
-    np.testing.assert_array_equal(seen.indptr.numpy(), [0, 1, 3, 3, 4, 4])
-    np.testing.assert_array_equal(seen.indices.numpy(), [0, 0, 2, 3])
-    users = tf.constant(["b", "zz", "a", "c", "d"])
+@pytest.fixture(scope="module")
+def small_store():
+    """Users a, b, c; history for b and x (x has no users row); movies 10, 20, 30, 40."""
+    users = {"user_id": np.array(["a", "b", "c"]), "user_gender": np.array([True, False, True])}
+    movies = {
+        "movie_id": np.array(["10", "20", "30", "40"]),
+        "movie_title": np.array(["Ten (1990)", "Twenty (1991)", "Thirty (1992)", "Forty (1993)"]),
+    }
+    history = {"user_id": np.array(["b", "x"]), "recent_movie_ids": np.array([["", "30"]] * 2)}
+    return FeatureStore(users, movies, history)
+
+
+def test_build_catalogue_seen_mask_known_users_and_popularity_by_hand(small_store):
+    # b saw 30 twice and 10; a saw 10; d saw 40 (d is only known through that interaction).
+    seen = (np.array(["b", "a", "b", "b", "d"]), np.array(["30", "10", "10", "30", "40"]))
+    catalogue = build_catalogue(small_store, seen)
+    assert catalogue.ids.tolist() == ["10", "20", "30", "40"]
+    assert catalogue.titles.tolist() == ["Ten (1990)", "Twenty (1991)", "Thirty (1992)", "Forty (1993)"]  # fmt: skip
+    np.testing.assert_array_equal(catalogue.counts, [2, 0, 2, 1])  # 30 counted twice
+    users = tf.constant(["b", "zz", "a", "c", "d", "x"])
     expected = [
         [True, False, True, False],
         [False, False, False, False],
         [True, False, False, False],
         [False, False, False, False],
         [False, False, False, True],
+        [False, False, False, False],
     ]
-    np.testing.assert_array_equal(seen.mask(users).numpy(), expected)
-    np.testing.assert_array_equal(seen.known(users).numpy(), [True, False, True, True, True])
+    np.testing.assert_array_equal(catalogue.seen.mask(users).numpy(), expected)
+    # Known: users table (a, b, c), history table (x) and seen pairs (d); "zz" is not.
+    np.testing.assert_array_equal(catalogue.seen.known(users).numpy(), [1, 0, 1, 1, 1, 1])
+    assert catalogue.seen.mask(tf.constant([], tf.string)).shape == (0, 4)
 
 
-def test_seen_items_mask_of_empty_batch():
-    seen = SeenItems(np.array(["a"]), np.array(["a"]), np.array([1]), num_items=3)
-    assert seen.mask(tf.constant([], tf.string)).shape == (0, 3)
+def test_build_catalogue_titles_and_popularity_overrides(small_store):
+    catalogue = build_catalogue(
+        small_store,
+        ([], []),
+        movie_titles={"20": "Twenty", b"40": "Forty"},
+        popularity=[5, 0, 1, 2],
+    )
+    assert catalogue.titles.tolist() == ["", "Twenty", "", "Forty"]
+    np.testing.assert_array_equal(catalogue.counts, [5, 0, 1, 2])
+    # No seen pairs: every store user is still known, with nothing masked.
+    users = tf.constant(["a", "x", "nobody"])
+    np.testing.assert_array_equal(catalogue.seen.known(users).numpy(), [True, True, False])
+    assert not catalogue.seen.mask(users).numpy().any()
+
+
+def test_build_catalogue_errors_name_the_field(small_store):
+    with pytest.raises(ValueError, match="seen of type ndarray"):
+        build_catalogue(small_store, np.array(["a"]))
+    with pytest.raises(ValueError, match="1 user ids and 2 movie ids"):
+        build_catalogue(small_store, (["a"], ["10", "20"]))
+    with pytest.raises(ValueError, match=r"not in the catalogue, e.g. \['99'\]"):
+        build_catalogue(small_store, (["a", "b"], ["10", "99"]))
+    with pytest.raises(ValueError, match=r"popularity.shape=\(2,\)"):
+        build_catalogue(small_store, ([], []), popularity=[1, 2])
 
 
 def test_normalized_popularity_divides_by_the_largest_count():

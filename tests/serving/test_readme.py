@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from tfrec.serving import LocalServing
+from tfrec.serving import ExportedRecommender, LocalServing
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 _BLOCK = re.compile(r"^```(\w+)\n(.*?)^```\s*$", re.S | re.M)
@@ -84,15 +84,12 @@ class _RoutedStub:
         return self.servers[name].grpc(request)
 
 
-def test_python_examples_run_top_to_bottom(
-    blocks, model, store, movielens, served, tmp_path, monkeypatch
-):
+def test_python_examples_run_top_to_bottom(blocks, model, data, served, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(grpc, "insecure_channel", lambda target: ("insecure", target))
     monkeypatch.setattr(prediction_service_pb2_grpc, "PredictionServiceStub", _RoutedStub)
     _RoutedStub.calls, _RoutedStub.servers = [], {}
-    train = {"user_id": movielens.seen[0], "movie_id": movielens.seen[1]}
-    namespace = {"model": model, "store": store, "train": train}
+    namespace = {"model": model, "data": data}
     sources = [body for language, body, _ in blocks if language == "python"]
     assert len(sources) == 3
     after = []
@@ -108,6 +105,11 @@ def test_python_examples_run_top_to_bottom(
     assert client["new_user_scores"].shape == (1,)
     assert client["top"]["movie_ids"].shape == (2, 3)
     assert local["movie_ids"].shape == local["titles"].shape == local["scores"].shape == (2, 10)
+    assert isinstance(local["recommend"], ExportedRecommender)
+    expected = served.rest(
+        {"signature_name": "recommend", "inputs": {"user_id": ["196", "186"], "k": 10}}
+    )["outputs"]
+    assert local["movie_ids"].tolist() == expected["movie_ids"]  # the same export as `served`
 
     documented = [body for language, body, _ in blocks if body.startswith("model_config_list")]
     assert documented == [Path("saved_models/models.config").read_text()]

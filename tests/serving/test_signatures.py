@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfrec.models import DeepFM
-from tfrec.serving import SIGNATURES, ServingModule
+from tfrec.models import DeepFM, Recommender
+from tfrec.serving import SIGNATURES, RecommenderModule, build_catalogue
 
 
 def _decode(array):
@@ -47,8 +47,9 @@ def test_signatures_have_named_batch_dynamic_inputs_and_named_outputs(served, mo
         "titles": [None, None],
     }
     features = served.signatures["score_features"].structured_input_signature[1]
-    towers = set(model.user_tower.feature_keys) | set(model.movie_tower.feature_keys)
+    towers = set(model.query_keys) | set(model.candidate_keys)
     assert set(features) == towers | {"user_id", "movie_id"}
+    assert "recent_movie_ids" in towers and "movie_title" in towers
     assert features["recent_movie_ids"].shape.as_list() == [None, None]
     assert features["movie_genres"].dtype == tf.int64
     assert features["user_gender"].dtype == tf.bool
@@ -138,11 +139,11 @@ def test_fewer_unseen_than_k_pads_with_empty_ids_and_zero_scores(served, moviele
     assert scores[0, 3:].tolist() == [0.0] * 7 and (scores[0, :3] > 0).all()
 
 
-def test_cold_start_popular_returns_popularity_order(served, movielens):
+def test_cold_start_popular_returns_popularity_order(served, data):
     ids, scores, _ = _recommend(served, ["new-user-a", "new-user-b"], 5)
-    movie_ids, counts = np.unique(movielens.seen[1], return_counts=True)
-    order = np.lexsort((movie_ids.astype(int), -counts))  # ties: catalogue order ("1" < "2")
-    assert ids[0].tolist() == movie_ids[order][:5].tolist() == ids[1].tolist()
+    counts = data.item_counts("all")  # every rating: the export is as of "all"
+    order = np.argsort(-counts, kind="stable")  # ties: catalogue order
+    assert ids[0].tolist() == data.item_ids[order][:5].tolist() == ids[1].tolist()
     np.testing.assert_allclose(scores[0], counts[order][:5] / counts.max(), rtol=1e-6)
 
 
@@ -157,20 +158,28 @@ def test_cold_start_average_user_scores_with_the_missing_row(average_module):
     direct = average_module.score_ids(tf.constant(["196"] * 5), top["movie_ids"][2])
     np.testing.assert_allclose(scores[2], direct["score"], rtol=1e-5, atol=1e-6)
     assert ids[2].tolist() != ids[0].tolist()
+    # An empty request scores one empty block (the cold path reuses the known-user one).
+    empty = average_module.recommend(tf.constant([], tf.string), tf.constant(5))
+    assert empty["movie_ids"].shape == empty["scores"].shape == (0, 5)
 
 
-@tf.keras.utils.register_keras_serializable(package="tfrec_tests")
-class _OwnCall(DeepFM):
-    """A RankingModel overriding `call`: recommend must score all pairs through the model."""
+class _PairwiseOnly(DeepFM):
+    """A model with only the reference scorer: `score_all` / `score_gathered` fall back to the
+    base class (the network on every pair). Its own `score_pairs` halves DeepFM's logits."""
 
-    def call(self, features, training=False):
-        return super().call(features, training=training) * 0.5
+    def score_pairs(self, query, candidates, training=False):
+        return super().score_pairs(query, candidates, training) * 0.5
+
+    score_all = Recommender.score_all
+    score_gathered = Recommender.score_gathered
 
 
-def test_models_with_their_own_call_are_scored_pair_by_pair(model, store, movielens):
-    other = _OwnCall(model.user_tower, model.movie_tower, dnn_units=(16,))
-    module = ServingModule(other, store, movielens.seen)
-    assert not module._factorized
+def test_models_without_a_factorised_scorer_are_scored_pair_by_pair(model, store, movielens):
+    other = _PairwiseOnly(
+        model.query_tower, model.candidate_tower, dnn_units=(16,), dropout=0.0,
+        batch_norm=False, retrieval_weight=0.0, history_length=model.history_length,
+    )  # fmt: skip
+    module = RecommenderModule(other, store, build_catalogue(store, movielens.seen))
     top = module.recommend(tf.constant(["196", "3"]), tf.constant(6))
     for row, user in enumerate(["196", "3"]):
         pairs = {"user_id": tf.constant([user] * 6), "movie_id": top["movie_ids"][row]}
@@ -178,14 +187,20 @@ def test_models_with_their_own_call_are_scored_pair_by_pair(model, store, moviel
         np.testing.assert_allclose(top["scores"][row], direct, rtol=1e-5, atol=1e-6)
         seen = movielens.seen[1][movielens.seen[0] == user]
         assert not set(_decode(top["movie_ids"][row]).tolist()) & set(seen.tolist())
+    # Nothing scores higher than the returned sixth among the user's unseen movies.
+    movies = store.movie_ids.numpy()
+    pairs = {"user_id": tf.constant(["196"] * len(movies)), "movie_id": tf.constant(movies)}
+    every = other.score(store.join(pairs)).numpy()
+    unseen = ~np.isin(_decode(movies), movielens.seen[1][movielens.seen[0] == "196"])
+    np.testing.assert_allclose(top["scores"][0], -np.sort(-every[unseen])[:6], rtol=1e-5)
 
 
 def test_bad_export_arguments_name_the_field(model, store, movielens):
+    catalogue = build_catalogue(store, movielens.seen)
     with pytest.raises(ValueError, match="cold_start='nobody'"):
-        ServingModule(model, store, movielens.seen, cold_start="nobody")
-    with pytest.raises(ValueError, match="seen"):
-        ServingModule(model, store, (movielens.seen[0],))
-    with pytest.raises(ValueError, match="not in the catalogue"):
-        ServingModule(model, store, (["1"], ["99999"]))
-    with pytest.raises(TypeError, match="RankingModel"):
-        ServingModule(tf.keras.Sequential(), store, movielens.seen)
+        RecommenderModule(model, store, catalogue, cold_start="nobody")
+    with pytest.raises(TypeError, match="Received: model=Sequential"):
+        RecommenderModule(tf.keras.Sequential(), store, catalogue)
+    bare = type(store)(None, {"movie_id": store.movie_ids.numpy()})  # no side features
+    with pytest.raises(ValueError, match="recent_movie_ids"):
+        RecommenderModule(model, bare, build_catalogue(bare, ([], [])))

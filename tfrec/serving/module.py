@@ -234,10 +234,14 @@ class RecommenderModule(CatalogueModule):
         bounded for any batch and the activations stay small enough for the CPU cache."""
         batch = tf.shape(rows)[0]
         step = max(1, PAIRS_PER_STEP // self.num_items)
-        starts = tf.range(0, batch, step)
+        # An empty request scores one placeholder user, sliced off below: an empty TensorArray
+        # of [?, k] blocks cannot be concatenated, and models need not score empty batches.
+        placeholder = tf.fill(tf.concat([[1], tf.shape(rows)[1:]], 0), "")
+        padded = tf.concat([rows, placeholder], axis=0)[: tf.maximum(batch, 1)]
+        starts = tf.range(0, tf.shape(padded)[0], step)
 
         def block(i, scores, items):
-            top, found = block_fn(rows[starts[i] : starts[i] + step], k)
+            top, found = block_fn(padded[starts[i] : starts[i] + step], k)
             return i + 1, scores.write(i, top), items.write(i, found)
 
         empty = (tf.TensorArray(tf.float32, size=tf.size(starts), infer_shape=False),
@@ -245,7 +249,8 @@ class RecommenderModule(CatalogueModule):
         _, scores, items = tf.while_loop(
             lambda i, *_: i < tf.size(starts), block, (tf.constant(0), *empty)
         )
-        return tf.reshape(scores.concat(), [batch, k]), tf.reshape(items.concat(), [batch, k])
+        scores = tf.reshape(scores.concat(), [-1, k])[:batch]
+        return scores, tf.reshape(items.concat(), [-1, k])[:batch]
 
     def top_k_cold(self, user_id, k):
         if self.cold_start == "average_user":
