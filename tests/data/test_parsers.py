@@ -273,3 +273,16 @@ def test_blank_line_with_spaces_is_located(tmp_path, files):
     _corrupt(directory / "u.data", "2\t4\t1\t60\n", "2\t4\t1\t60\n \n")
     with pytest.raises(DataError, match=r"u\.data line 7: expected 4 fields.*found 1"):
         parsers.parse_directory(directory)
+
+
+def test_characters_beyond_the_bmp_never_reach_numpys_integer_reader(tmp_path, files):
+    # numpy 2.4's loadtxt int64 reader can segfault on e.g. "1\U00020000" (seen in about half
+    # of fresh processes): such a character cannot be valid in a ratings file, so it is refused
+    # before numpy reads the file.
+    directory = files.write_csv(tmp_path / "ml")
+    path = directory / "ratings.csv"
+    path.write_bytes(path.read_bytes().replace(b"1112484676", "1112484676\U00020000".encode()))
+    with pytest.raises(
+        DataError, match=r"ratings\.csv line 3: contains a character beyond U\+FFFF"
+    ):
+        parsers.parse_directory(directory)

@@ -118,21 +118,48 @@ def encoding_error(f: TextFile, error: UnicodeDecodeError) -> DataError:
     return DataError(f"{f.path}: not valid {f.encoding} ({error}). Fix: re-fetch the data.")
 
 
-def check_text(f: TextFile) -> None:
-    """Rejects NUL bytes (numpy would silently drop them from the end of ids)."""
+def check_text(f: TextFile, *, numeric: bool = False) -> None:
+    """Rejects bytes numpy would mishandle, naming the line.
+
+    NUL bytes: numpy silently drops them from the end of strings. With ``numeric`` (files of
+    ids and numbers only), characters beyond U+FFFF in a UTF-8 file: they cannot be valid
+    there, and numpy 2.4's integer reader can crash the process on some of them (a segfault
+    seen on U+20000 and above), so the file never reaches it.
+    """
     with open(f.path, "rb") as handle:
         if handle.seek(0, io.SEEK_END) == 0:
             return
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            position = data.find(b"\x00")
+            position, what = data.find(b"\x00"), "a NUL byte (is it UTF-16 or a binary file?)"
+            if numeric and position < 0 and f.encoding.replace("-", "").lower() == "utf8":
+                position = _first_astral(data)
+                what = "a character beyond U+FFFF, impossible in a file of ids and numbers"
             if position < 0:
                 return
             prefix = data[:position].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            start = data.rfind(b"\n", 0, position) + 1
+            end = data.find(b"\n", position)
+            raw = data[start : end if end >= 0 else len(data)]
+    if what.startswith("a character"):
+        try:
+            raw.decode(f.encoding)
+        except UnicodeDecodeError as error:  # not a character at all: say so instead
+            raise encoding_error(f, error) from None
     line = prefix.count(b"\n") + 1
     raise DataError(
-        f"{f.path} line {line}: contains a NUL byte (is it UTF-16 or a "
-        f"binary file?). Received: byte offset {position}. Fix: use the original text file."
+        f"{f.path} line {line}: contains {what}. Received: line={raw!r} (byte offset "
+        f"{position}). Fix: repair or delete that line, or use the original file."
     )
+
+
+def _first_astral(data, chunk: int = 1 << 26) -> int:
+    """Offset of the first UTF-8 lead byte of a 4-byte sequence (code point >= U+10000), or -1."""
+    for start in range(0, len(data), chunk):
+        block = np.frombuffer(data[start : start + chunk], np.uint8)
+        hits = np.flatnonzero((block >= 0xF0) & (block <= 0xF4))  # 0xF5.. are never UTF-8
+        if hits.size:
+            return start + int(hits[0])
+    return -1
 
 
 def check_header(f: TextFile) -> None:
@@ -204,7 +231,7 @@ def load_columns(f: TextFile, fields: Sequence[tuple[str, object]]) -> dict[str,
     columns with the given dtype. Raises DataError naming file, line, field and value on a
     malformed row (wrong field count, non-numeric or non-finite number, undecodable byte).
     """
-    check_text(f)
+    check_text(f, numeric=True)
     with reading(f):
         check_header(f)
         dtype = [(name, f"U{_ID_WIDTH}" if kind is str else kind) for name, kind in fields]
