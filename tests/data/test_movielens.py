@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfrec.data import leave_one_out, load_movielens, parsers, ratings_features, schema
+from tfrec.data import (
+    DataError,
+    DataWarning,
+    leave_one_out,
+    load_movielens,
+    parsers,
+    ratings_features,
+    schema,
+)
 from tfrec.data.movielens import from_tables
 
 
@@ -116,7 +124,35 @@ _REAL_CACHE = Path.home() / ".cache" / "tfrec"
 def test_real_movielens_100k_counts():
     ml = load_movielens("100k", data_dir=_REAL_CACHE)
     assert (ml.num_users, ml.num_movies, ml.num_ratings) == (943, 1682, 100_000)
+    assert ml.duplicates_dropped == 0  # ml-100k has no repeated (user, movie) pairs
     split = leave_one_out(ml.ratings)
     assert [len(part["user_id"]) for part in split] == [98_114, 943, 943]
     assert ml.movies["movie_title"][0] == "Toy Story (1995)"
     assert isinstance(ml.as_dataset(), tf.data.Dataset)
+
+
+# Issue 14 finding 7: ratings checked for every source; duplicates keep the latest rating.
+
+
+def test_from_tables_checks_ratings_of_every_source(tmp_path, files):
+    tables = parsers.parse_directory(files.write_100k(tmp_path / "raw"))
+    ratings = dict(tables.ratings, user_rating=tables.ratings["user_rating"].copy())
+    ratings["user_rating"][3] = 9
+    pattern = r"MovieLens 100k ratings \(source tfds\) row 3 \(user_id='1', movie_id='5'\)"
+    with pytest.raises(DataError, match=pattern + ".*=9.0.*whole stars 1 to 5"):
+        from_tables(parsers.Tables(ratings, tables.movies, tables.users), "100k", "tfds")
+
+
+def test_duplicated_latest_rating_no_longer_lands_in_valid_and_test(tmp_path, files):
+    raw = files.write_100k(tmp_path / "raw")
+    with open(raw / "u.data", "a", encoding="latin-1") as handle:
+        handle.write("3\t5\t1\t40\n")  # user 3's latest pair (3, 5) again, same time
+    with pytest.warns(DataWarning, match=r"dropped 1 ratings .*user_id='3', movie_id='5'"):
+        ml = load_movielens("100k", path=raw)
+    assert ml.num_ratings == 10 and ml.duplicates_dropped == 1
+    kept = (ml.ratings["user_id"] == "3") & (ml.ratings["movie_id"] == "5")
+    assert ml.ratings["user_rating"][kept].tolist() == [1.0]  # the later row of the tie
+    split = leave_one_out(ml.ratings)
+    pairs = [set(zip(p["user_id"], p["movie_id"], strict=True)) for p in split]
+    assert not (pairs[0] & pairs[1] or pairs[0] & pairs[2] or pairs[1] & pairs[2])
+    assert ("3", "5") in pairs[2] and ("3", "4") in pairs[1]

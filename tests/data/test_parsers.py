@@ -4,7 +4,7 @@ import tfrec  # noqa: F401  # isort: skip  (selects Keras 2 before TensorFlow lo
 import numpy as np
 import pytest
 
-from tfrec.data import parsers
+from tfrec.data import DataError, parsers
 
 
 def _expected_genres(files):
@@ -186,4 +186,103 @@ def test_empty_ratings_file(tmp_path, files):
     directory = files.write_100k(tmp_path / "ml")
     (directory / "u.data").write_text("")
     with pytest.raises(ValueError, match=r"u\.data: contains no data rows"):
+        parsers.parse_directory(directory)
+
+
+# Issue 14 finding 7: rating values are checked against each variant's scale, in every layout.
+
+
+@pytest.mark.parametrize(
+    ("layout", "old", "new", "pattern"),
+    [
+        ("100k", "2\t4\t1\t60", "2\t4\t-4\t60", r"u\.data line 6: invalid user_rating.*-4\.0"),
+        ("100k", "2\t4\t1\t60", "2\t4\t1e6\t60", r"u\.data line 6: .*=1000000\.0.*whole stars 1"),
+        ("100k", "3\t3\t3\t20", "3\t3\t9\t20", r"u\.data line 8: invalid user_rating.*9\.0"),
+        ("100k", "3\t3\t3\t20", "3\t3\t3.5\t20", r"line 8: .*=3\.5.*whole stars 1 to 5"),
+        ("100k", "3\t3\t3\t20", "3\t3\t0\t20", r"line 8: .*=0\.0"),
+        ("100k", "3\t3\t3\t20", "3\t3\tinf\t20", r"line 8: .*user_rating.*finite"),
+        ("1m", "10::30::3::", "10::30::6::", r"ratings\.dat line 2: invalid user_rating.*6\.0"),
+        ("csv", "4.0,", "5.5,", r"ratings\.csv line 3: .*=5\.5.*half stars 0\.5 to 5"),
+        ("csv", "4.0,", "0.0,", r"ratings\.csv line 3: .*=0\.0"),
+        ("csv", "4.0,", "4.2,", r"ratings\.csv line 3: .*=4\.2"),
+        ("recbole", "\t3\t300", "\t7\t300", r"ml-100k\.inter line 3: invalid user_rating.*7\.0"),
+    ],
+)  # fmt: skip
+def test_ratings_off_the_scale_name_file_line_and_value(tmp_path, files, layout, old, new, pattern):
+    writer = {"100k": files.write_100k, "1m": files.write_1m, "csv": files.write_csv}
+    directory = writer.get(layout, files.write_recbole)(tmp_path / "ml")
+    name = {"100k": "u.data", "1m": "ratings.dat", "csv": "ratings.csv"}.get(
+        layout, "ml-100k.inter"
+    )
+    _corrupt(directory / name, old, new)
+    with pytest.raises(DataError, match=pattern):
+        parsers.parse_directory(directory)
+
+
+def test_half_stars_and_scale_ends_are_accepted(tmp_path, files):
+    directory = files.write_csv(tmp_path / "ml")
+    _corrupt(directory / "ratings.csv", "4.0,", "5.0,")
+    assert parsers.parse_directory(directory).ratings["user_rating"].tolist() == [3.5, 5.0, 0.5]
+
+
+# Issue 14 finding 8 (data part): undecodable and NUL bytes name file and line.
+
+
+def test_non_utf8_byte_names_file_line_and_byte(tmp_path, files):
+    directory = files.write_csv(tmp_path / "ml")
+    path = directory / "ratings.csv"
+    path.write_bytes(path.read_bytes().replace(b"2,10,4.0", b"2,1\xff,4.0"))
+    with pytest.raises(DataError, match=r"ratings\.csv line 3: byte 4 \(0xff\) is not valid utf-8"):
+        parsers.parse_directory(directory)
+    directory = files.write_recbole(tmp_path / "rb")
+    path = directory / "ml-100k.item"
+    path.write_bytes(path.read_bytes().replace(b"Four Rooms", b"Four R\xe9oms"))
+    with pytest.raises(DataError, match=r"ml-100k\.item line 4: byte 9 \(0xe9\).*iconv"):
+        parsers.parse_directory(directory)
+
+
+def test_nul_byte_is_not_silently_dropped(tmp_path, files):
+    directory = files.write_100k(tmp_path / "ml")
+    path = directory / "u.data"
+    path.write_bytes(path.read_bytes().replace(b"3\t2\t5\t10", b"3\x00\t2\t5\t10"))
+    with pytest.raises(DataError, match=r"u\.data line 7: contains a NUL byte"):
+        parsers.parse_directory(directory)
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "pattern"),
+    [
+        ("u.data", "3\t2\t5\t10", "x3\t2\t5\t10", r"u\.data line 7: invalid user_id.*'x3'"),
+        ("u.data", "3\t2\t5\t10", " 3\t2\t5\t10", r"u\.data line 7: invalid user_id.*' 3'"),
+        ("u.data", "3\t2\t5\t10", "\t2\t5\t10", r"u\.data line 7: invalid user_id.*''"),
+        ("u.data", "3\t2\t5\t10", "3\t2.0\t5\t10", r"u\.data line 7: invalid movie_id.*'2\.0'"),
+        ("u.item", "\n3|Four", "\nthree|Four", r"u\.item line 3: invalid movie_id.*'three'"),
+        ("u.user", "\n3|17", "\n-3|17", r"u\.user line 3: invalid user_id.*'-3'"),
+        ("u.data", "\t10\n", "\t1_0\n", r"u\.data line 7: field timestamp .*'1_0'"),
+    ],
+)  # fmt: skip
+def test_ids_must_be_decimal_digits(tmp_path, files, file, old, new, pattern):
+    directory = files.write_100k(tmp_path / "ml")
+    _corrupt(directory / file, old, new)
+    with pytest.raises(DataError, match=pattern):
+        parsers.parse_directory(directory)
+
+
+def test_blank_line_with_spaces_is_located(tmp_path, files):
+    directory = files.write_100k(tmp_path / "ml")
+    _corrupt(directory / "u.data", "2\t4\t1\t60\n", "2\t4\t1\t60\n \n")
+    with pytest.raises(DataError, match=r"u\.data line 7: expected 4 fields.*found 1"):
+        parsers.parse_directory(directory)
+
+
+def test_characters_beyond_the_bmp_never_reach_numpys_integer_reader(tmp_path, files):
+    # numpy 2.4's loadtxt int64 reader can segfault on e.g. "1\U00020000" (seen in about half
+    # of fresh processes): such a character cannot be valid in a ratings file, so it is refused
+    # before numpy reads the file.
+    directory = files.write_csv(tmp_path / "ml")
+    path = directory / "ratings.csv"
+    path.write_bytes(path.read_bytes().replace(b"1112484676", "1112484676\U00020000".encode()))
+    with pytest.raises(
+        DataError, match=r"ratings\.csv line 3: contains a character beyond U\+FFFF"
+    ):
         parsers.parse_directory(directory)

@@ -6,12 +6,25 @@ import hashlib
 import http.server
 import json
 import os
+import re
+import shutil
+import socket
+import sys
 import threading
 import zipfile
 
 import pytest
 
-from tfrec.data import FetchError, _pypi, fetch_movielens, load_movielens, sources
+from tfrec.data import (
+    CacheCorruptError,
+    DataWarning,
+    FetchError,
+    _pypi,
+    fetch_movielens,
+    load_movielens,
+    sources,
+)
+from tfrec.data._download import download
 
 
 def _sha(path):
@@ -252,3 +265,133 @@ def test_cache_root_precedence(tmp_path, monkeypatch):
     assert sources.cache_root() == tmp_path / "cache"
     monkeypatch.delenv("TFREC_DATA_DIR")
     assert str(sources.cache_root()).endswith(os.path.join(".cache", "tfrec"))
+
+
+# Issue 14 finding 3: a cached file edited in place (same size) is detected and fetched again.
+
+
+def _edit_in_place(path, old, new):
+    text = path.read_text()
+    assert len(old) == len(new) and old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_same_size_edit_of_a_grouplens_entry_is_fetched_again(tmp_path, official_zip):
+    url, archive = official_zip
+    directory = fetch_movielens("100k", "grouplens", grouplens_url=url, progress=False)
+    cached = directory / "u.data"
+    original = cached.read_text()
+    _edit_in_place(cached, "3\t3\t3\t20", "3\t3\t9\t20")  # rating 3 -> 9
+    _edit_in_place(cached, "1\t1\t5\t100", "2\t1\t5\t100")  # user 1 -> 2
+    with pytest.warns(DataWarning, match=r"u\.data: sha256 [0-9a-f]{64}, expected .*Fetching it"):
+        assert fetch_movielens("100k", grouplens_url=url, progress=False) == directory
+    assert cached.read_text() == original
+    assert load_movielens("100k").ratings["user_rating"][7] == 3.0
+
+
+def test_corrupt_entry_that_cannot_be_fetched_again(tmp_path, official_zip):
+    url, archive = official_zip
+    directory = fetch_movielens("100k", "grouplens", grouplens_url=url, progress=False)
+    _edit_in_place(directory / "u.data", "3\t3\t3\t20", "3\t3\t9\t20")
+    archive.unlink()  # the server no longer has it
+    with pytest.warns(DataWarning), pytest.raises(CacheCorruptError) as error:
+        fetch_movielens("100k", "grouplens", grouplens_url=url, progress=False)
+    message = str(error.value)
+    assert f"The cache entry {directory} does not match its manifest" in message
+    assert "Fetching it again from grouplens failed: Download failed: HTTP 404" in message
+    assert isinstance(error.value, FetchError)
+
+
+def test_same_size_edit_of_a_pypi_entry_is_fetched_again(tmp_path, files, offline_pip, monkeypatch):
+    wheels, wheel_sha, checksums = _fake_wheel(tmp_path, files)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    monkeypatch.setattr(_pypi, "RECBOLE_WHEEL_SHA256", wheel_sha)
+    monkeypatch.setattr(_pypi, "RECBOLE_FILES", checksums)
+    directory = fetch_movielens("100k", "pypi")
+    inter = directory / "ml-100k.inter"
+    original = inter.read_text()
+    _edit_in_place(inter, "3\t3\t3\t20", "3\t3\t9\t20")
+    with pytest.warns(DataWarning, match=r"ml-100k\.inter: sha256"):
+        load_movielens("100k")
+    assert inter.read_text() == original
+
+
+# Issue 14 finding 8 (data part): every fetch failure is a FetchError saying what and the fix.
+
+
+def test_network_failure_is_a_fetch_error():
+    with pytest.raises(
+        FetchError, match=r"Download failed after 0 bytes from http://127\.0\.0\.1:9"
+    ):
+        fetch_movielens("1m", progress=False)  # $TFREC_GROUPLENS_URL points at a closed port
+
+
+def test_malformed_grouplens_url_names_the_setting(tmp_path):
+    with pytest.raises(ValueError, match=r"http\(s\):// or file:// URL.*grouplens_url='mirror'"):
+        fetch_movielens("1m", "grouplens", grouplens_url="mirror", progress=False)
+    for url in ("http://", "https://[::1/x"):
+        with pytest.raises(ValueError, match=re.escape(f"Received: grouplens_url={url!r}")):
+            fetch_movielens("1m", "grouplens", grouplens_url=url, progress=False)
+    with pytest.raises(FetchError, match="Cannot download 'no-scheme/ml-1m.zip': unknown url"):
+        download("no-scheme/ml-1m.zip", tmp_path / "ml.zip", progress=False)
+
+
+def test_disk_full_while_downloading(tmp_path, official_zip, monkeypatch):
+    url, _ = official_zip
+    real_fdopen = os.fdopen
+
+    class Full:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *args):
+            self.handle.close()
+
+        def write(self, chunk):
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
+    with pytest.raises(FetchError, match="Could not write the download.*No space left.*free disk"):
+        fetch_movielens("100k", "grouplens", grouplens_url=url, progress=False)
+    assert not (tmp_path / "cache" / "movielens").exists()
+
+
+def test_unwritable_cache_and_failed_copy_are_fetch_errors(tmp_path, files, monkeypatch):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    raw = files.write_100k(tmp_path / "raw")
+    with pytest.raises(FetchError, match=r"Cannot create the cache folder .*not-a-dir.*data_dir="):
+        fetch_movielens("100k", data_dir=blocker / "cache", path=raw)
+
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfile", no_space)
+    with pytest.raises(FetchError, match="into .*100k failed: .*No space left.*free disk space"):
+        fetch_movielens("100k", path=raw)
+    assert not (tmp_path / "cache" / "movielens").exists()
+
+
+def test_missing_tensorflow_datasets_is_a_fetch_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
+    with pytest.raises(FetchError, match="source='tfds' needs tensorflow-datasets.*pip install"):
+        fetch_movielens("1m", "tfds")
+
+
+def test_stalled_server_times_out(tmp_path):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts connections but never answers
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/ml-100k.zip"
+    try:
+        with pytest.raises(
+            FetchError, match="Download failed after 0 bytes.*timed out.*Fix: retry"
+        ):
+            download(url, tmp_path / "ml.zip", timeout=0.5, fix="retry", progress=False)
+    finally:
+        listener.close()
+    assert list(tmp_path.iterdir()) == []

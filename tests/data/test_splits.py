@@ -4,7 +4,14 @@ import tfrec  # noqa: F401  # isort: skip  (selects Keras 2 before TensorFlow lo
 import numpy as np
 import pytest
 
-from tfrec.data import chronological_split, leave_one_out, random_split
+from tfrec.data import (
+    DataError,
+    DataWarning,
+    chronological_split,
+    deduplicate_ratings,
+    leave_one_out,
+    random_split,
+)
 
 
 @pytest.fixture
@@ -101,3 +108,16 @@ def test_bad_tables(ratings):
         leave_one_out(dict(ratings, row=np.arange(3)))
     with pytest.raises(ValueError, match="needs a timestamp column"):
         leave_one_out({k: v for k, v in ratings.items() if k != "timestamp"})
+
+
+@pytest.mark.parametrize("protocol", [leave_one_out, chronological_split, random_split])
+def test_repeated_pairs_are_refused(ratings, protocol):
+    # Row 9 repeats row 5's pair (user 2, movie 4): the two copies could land in two splits.
+    repeated = dict(ratings, user_id=ratings["user_id"].copy(), movie_id=ratings["movie_id"].copy())
+    repeated["user_id"][9], repeated["movie_id"][9] = "2", "4"
+    with pytest.raises(DataError, match=r"one rating per \(user, movie\) pair.*1 repeated rows"):
+        protocol(repeated)
+    with pytest.warns(DataWarning, match="dropped 1 ratings"):
+        split = protocol(deduplicate_ratings(repeated))
+    pairs = [set(zip(p["user_id"], p["movie_id"], strict=True)) for p in split]
+    assert sum(len(p) for p in pairs) == 9 and len(set().union(*pairs)) == 9

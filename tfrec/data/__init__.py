@@ -15,10 +15,16 @@ Typical use::
     split = data.SplitData.from_movielens(ml)   # leave-one-out: 98,114 / 943 / 943
     sampler = data.NegativeSampler(split.seen("train"), seed=0)
     batches = data.pointwise_dataset(split.train, sampler, num_negatives=4)
+
+Errors: ``DataError`` (a ValueError: a malformed file or table, naming file, line, field, value
+and fix), ``FetchError`` (fetching or verifying failed) and its ``CacheCorruptError``;
+``DataWarning`` when loading changed something (duplicates dropped, an entry re-fetched).
 """
 
-from tfrec.data._download import FetchError
+from tfrec.data.cache import CacheReport, verify_cache
+from tfrec.data.checks import deduplicate_ratings
 from tfrec.data.context import last_history, recent_history
+from tfrec.data.errors import CacheCorruptError, DataError, DataWarning, FetchError
 from tfrec.data.labels import explicit_labels, implicit_labels
 from tfrec.data.movielens import MovieLens, from_tables, load_movielens
 from tfrec.data.parsers import Tables, detect_layout, parse_directory
@@ -37,6 +43,10 @@ __all__ = [
     "OCCUPATION_NAMES",
     "SOURCES",
     "VARIANTS",
+    "CacheCorruptError",
+    "CacheReport",
+    "DataError",
+    "DataWarning",
     "FetchError",
     "MovieLens",
     "NegativeSampler",
@@ -47,6 +57,7 @@ __all__ = [
     "Tables",
     "cache_root",
     "chronological_split",
+    "deduplicate_ratings",
     "detect_layout",
     "explicit_labels",
     "fetch_movielens",
@@ -62,4 +73,5 @@ __all__ = [
     "ratings_features",
     "recent_history",
     "sequence_windows",
+    "verify_cache",
 ]

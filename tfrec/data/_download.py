@@ -18,11 +18,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from tfrec.data.errors import FetchError
+
+__all__ = ["FetchError", "download", "install_dir", "make_temp_dir", "sha256_file"]
+
 _CHUNK = 1 << 20
-
-
-class FetchError(RuntimeError):
-    """A dataset could not be fetched or verified; the message says what happened and the fix."""
 
 
 def sha256_file(path: str | Path) -> str:
@@ -68,7 +68,7 @@ def download(
                     )
                     with bar:
                         while chunk := response.read(_CHUNK):
-                            out.write(chunk)
+                            _write(out, chunk, destination)
                             digest.update(chunk)
                             received += len(chunk)
                             bar.update(len(chunk))
@@ -80,6 +80,8 @@ def download(
                 raise FetchError(
                     f"Download failed after {received} bytes from {url}: {error}. Fix: {fix}"
                 ) from error
+            except ValueError as error:  # urllib's answer to a malformed URL
+                raise FetchError(f"Cannot download {url!r}: {error}. Fix: {fix}") from error
         if size is not None and received != size:
             raise FetchError(
                 f"Download from {url} is truncated or wrong: expected {size} bytes, got "
@@ -95,6 +97,16 @@ def download(
         Path(temp_name).unlink(missing_ok=True)
         raise
     return destination
+
+
+def _write(out, chunk: bytes, destination: Path) -> None:
+    try:
+        out.write(chunk)
+    except OSError as error:  # disk full, quota, read-only: not the network's fault
+        raise FetchError(
+            f"Could not write the download to {destination.parent}: {error}. Fix: free disk "
+            "space, or set data_dir= (or $TFREC_DATA_DIR) to a folder with room."
+        ) from error
 
 
 def make_temp_dir(parent: Path, label: str) -> Path:

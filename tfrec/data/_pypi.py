@@ -14,7 +14,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-from tfrec.data._download import FetchError, sha256_file
+from tfrec.data._download import sha256_file
+from tfrec.data.errors import FetchError
 
 RECBOLE_REQUIREMENT = "recbole==1.2.1"
 RECBOLE_WHEEL = "recbole-1.2.1-py3-none-any.whl"

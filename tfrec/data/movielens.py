@@ -36,7 +36,9 @@ import tensorflow as tf
 from tfrec.data import parsers, schema
 from tfrec.data._arrays import as_int_ids, index_of, unique_sorted
 from tfrec.data._tfds import sort_by_id
-from tfrec.data.sources import fetch_movielens, read_manifest
+from tfrec.data.checks import check_ratings, deduplicate_ratings
+from tfrec.data.errors import DataError
+from tfrec.data.sources import describe_origin, fetch_movielens, read_manifest
 
 Table = dict[str, np.ndarray]
 _BATCH = 4096
@@ -50,7 +52,9 @@ class MovieLens:
     (int64) and user_index / movie_index (int64) into :attr:`user_ids` / :attr:`movie_ids`.
     ``movies`` holds movie_id, movie_title (TFDS form "Toy Story (1995)") and movie_genres (int64
     [M, G] TFDS genre label ids, padded with -1). ``users`` holds user_id and TFDS's demographic
-    features, or is None for variants without them.
+    features, or is None for variants without them. ``origin`` says where the data came from
+    (URL, package, TFDS folder, or a local path with the content fingerprint of its files) and
+    ``duplicates_dropped`` how many repeated (user, movie) ratings the duplicate policy removed.
     """
 
     variant: str
@@ -58,6 +62,13 @@ class MovieLens:
     ratings: Table
     movies: Table
     users: Table | None
+    origin: str = ""
+    duplicates_dropped: int = 0
+
+    @property
+    def source_description(self) -> str:
+        """``source`` plus where its files came from, e.g. ``"local: /data/ml-100k (...)"``."""
+        return f"{self.source}: {self.origin}" if self.origin else self.source
 
     @cached_property
     def user_ids(self) -> np.ndarray:
@@ -155,8 +166,14 @@ def _user_universe(user_ids: np.ndarray) -> np.ndarray:
     return distinct.astype(f"U{max(1, int(np.strings.str_len(distinct).max(initial=0)))}")
 
 
-def from_tables(tables: parsers.Tables, variant: str, source: str) -> MovieLens:
-    """Validates parsed tables, adds user_index / movie_index, and wraps them in MovieLens."""
+def from_tables(tables: parsers.Tables, variant: str, source: str, origin: str = "") -> MovieLens:
+    """Validates parsed tables, adds user_index / movie_index, and wraps them in MovieLens.
+
+    Ratings must be on ``variant``'s scale (:data:`schema.RATING_SCALES`; a
+    :class:`~tfrec.data.errors.DataError` names the first bad row); repeated (user, movie)
+    pairs keep their latest rating (timestamp, then file order) with a
+    :class:`~tfrec.data.errors.DataWarning`.
+    """
     schema.check_variant(variant)
     expected = schema.ratings_features(variant)
     required = {
@@ -188,7 +205,11 @@ def from_tables(tables: parsers.Tables, variant: str, source: str) -> MovieLens:
     )
     if users is not None:
         users = {name: users[name] for name in required["users"]}
-    return MovieLens(variant, source, ratings, movies, users)
+    where = f"MovieLens {variant} ratings (source {source}{', ' + origin if origin else ''})"
+    check_ratings(ratings, variant, where)
+    kept = deduplicate_ratings(ratings, where=where)
+    dropped = len(ratings["user_id"]) - len(kept["user_id"])
+    return MovieLens(variant, source, kept, movies, users, origin, dropped)
 
 
 def load_movielens(
@@ -200,5 +221,17 @@ def load_movielens(
     """Fetches (or reuses the cached) ``variant`` and parses it into a :class:`MovieLens`."""
     directory = fetch_movielens(variant, source, data_dir, path=path)
     manifest = read_manifest(directory) or {}
-    tables = parsers.parse_directory(directory, manifest.get("layout"))
-    return from_tables(tables, variant, manifest.get("source", source))
+    source = manifest.get("source", source)
+    origin = describe_origin(manifest)
+    try:
+        tables = parsers.parse_directory(directory, manifest.get("layout"))
+    except DataError as error:
+        if source == "local":
+            note = f"fix the original ({origin}) and load again: a changed source is re-imported"
+        else:
+            note = (
+                f"these files match the checksums of {origin or source}, so tfrec cannot read "
+                "an official copy: please report it, and meanwhile try another source="
+            )
+        raise type(error)(f"{error} (Cached copy in {directory}: {note}.)") from error
+    return from_tables(tables, variant, source, origin)

@@ -22,13 +22,22 @@ tables            ratings.npz, movies.npz [, users.npz]               any (tfrec
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from tfrec.data import schema
-from tfrec.data._textio import TextFile, load_columns, load_strings, row_error, to_numbers
+from tfrec.data._textio import (
+    DataError,
+    TextFile,
+    digit_ids,
+    load_columns,
+    load_strings,
+    row_error,
+    to_numbers,
+)
 
 Table = dict[str, np.ndarray]
 
@@ -103,7 +112,7 @@ def parse_directory(directory: str | Path, layout: str | None = None) -> Tables:
 def parse_100k(directory: str | Path) -> Tables:
     """Parses GroupLens ml-100k (``u.data``, ``u.item``, ``u.user``)."""
     directory = Path(directory)
-    ratings = load_columns(TextFile(directory / "u.data", "\t", "latin-1"), _RATING_FIELDS)
+    ratings = _load_ratings(TextFile(directory / "u.data", "\t", "latin-1"), "100k")
     item = TextFile(directory / "u.item", "|", "latin-1")
     names = ["movie_id", "movie_title", "release_date", "video_release_date", "imdb_url"]
     raw = load_strings(item, names + [f"genre_{g}" for g in schema.GENRES_100K_FLAGS])
@@ -124,7 +133,7 @@ def parse_100k(directory: str | Path) -> Tables:
 def parse_1m(directory: str | Path) -> Tables:
     """Parses GroupLens ml-1m (``ratings.dat``, ``movies.dat``, ``users.dat``)."""
     directory = Path(directory)
-    ratings = load_columns(TextFile(directory / "ratings.dat", "::", "latin-1"), _RATING_FIELDS)
+    ratings = _load_ratings(TextFile(directory / "ratings.dat", "::", "latin-1"), "1m")
     movie_file = TextFile(directory / "movies.dat", "::", "latin-1")
     raw = load_strings(movie_file, ["movie_id", "movie_title", "movie_genres"])
     movies = {
@@ -169,7 +178,7 @@ def parse_csv(directory: str | Path) -> Tables:
     directory = Path(directory)
     header = ("userId", "movieId", "rating", "timestamp")
     ratings_file = TextFile(directory / "ratings.csv", ",", header=header)
-    ratings = load_columns(ratings_file, _RATING_FIELDS)
+    ratings = _load_ratings(ratings_file, "20m", name="MovieLens 20m / 25m / latest-small")
     header = ("movieId", "title", "genres")
     movie_file = TextFile(directory / "movies.csv", ",", header=header, quoted=True)
     raw = load_strings(movie_file, ["movie_id", "movie_title", "movie_genres"])
@@ -195,10 +204,11 @@ def parse_recbole_100k(directory: str | Path) -> Tables:
     header = ("user_id:token", "item_id:token", "rating:float", "timestamp:float")
     inter = TextFile(directory / "ml-100k.inter", "\t", header=header)
     fields = _RATING_FIELDS[:3] + (("timestamp", np.float64),)
-    ratings = load_columns(inter, fields)
+    ratings = _load_ratings(inter, "100k", fields)
     stamp = ratings["timestamp"]
-    if (stamp != np.floor(stamp)).any():
-        row = int(np.flatnonzero(stamp != np.floor(stamp))[0])
+    bad = (stamp != np.floor(stamp)) | (np.abs(stamp) > 2.0**62)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
         raise row_error(inter, row, "timestamp", str(stamp[row]), "use whole seconds.")
     ratings["timestamp"] = stamp.astype(np.int64)
     header = ("item_id:token", "movie_title:token_seq", "release_year:token", "class:token_seq")
@@ -216,6 +226,28 @@ def parse_recbole_100k(directory: str | Path) -> Tables:
     header = ("user_id:token", "age:token", "gender:token", "occupation:token", "zip_code:token")
     users = _users_100k(TextFile(directory / "ml-100k.user", "\t", header=header))
     return Tables(ratings, _unique_ids(item, movies, "movie_id"), users)
+
+
+def _load_ratings(f: TextFile, variant: str, fields=_RATING_FIELDS, name=None) -> Table:
+    """Reads a ratings file and checks its ids (decimal digits) and ``variant``'s rating scale."""
+    ratings = load_columns(f, fields)
+    for key in ("user_id", "movie_id"):
+        _check_ids(f, ratings[key], key)
+    bad = schema.invalid_ratings(ratings["user_rating"], variant)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        value = schema.plain_number(ratings["user_rating"][row])
+        fix = f"{schema.rating_rule(variant, name)}; repair or delete that line, or re-fetch."
+        raise row_error(f, row, "user_rating", value, fix)
+    return ratings
+
+
+def _check_ids(f: TextFile, ids: np.ndarray, key: str) -> None:
+    bad = ~digit_ids(ids)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        fix = f"MovieLens {key} values are decimal digits only; repair or delete that line."
+        raise row_error(f, row, key, str(ids[row]), fix)
 
 
 def _users_100k(f: TextFile) -> Table:
@@ -251,6 +283,7 @@ def _gender(f: TextFile, column: np.ndarray) -> np.ndarray:
 
 def _unique_ids(f: TextFile, table: Table, key: str) -> Table:
     ids = table[key]
+    _check_ids(f, ids, key)
     order = np.argsort(ids, kind="stable")
     repeated = ids[order][1:] == ids[order][:-1]
     if repeated.any():
@@ -269,9 +302,9 @@ def _compact(column: np.ndarray) -> np.ndarray:
 def genre_matrix(genres: np.ndarray, separator: str, f: TextFile) -> np.ndarray:
     """Turns genre strings ("Action|Comedy") into TFDS label ids, an int64 [M, G] padded by -1."""
     lengths = np.where(genres == "", 0, np.strings.count(genres, separator) + 1)
-    names = np.array(separator.join(genres[lengths > 0].tolist()).split(separator))
-    if names.size == 0:
+    if not lengths.any():  # ("".split gives [""], not [])
         return pad_lists(np.zeros(0, np.int64), lengths)
+    names = np.array(separator.join(genres[lengths > 0].tolist()).split(separator))
     distinct, inverse = np.unique(names, return_inverse=True)
     ids = np.array([_GENRE_IDS.get(name, -1) for name in distinct.tolist()], np.int64)
     if (ids < 0).any():
@@ -321,6 +354,12 @@ def load_tables(directory: str | Path) -> Tables:
         if name == "users" and not path.exists():
             loaded.append(None)
             continue
-        with np.load(path, allow_pickle=False) as archive:
-            loaded.append({key: archive[key] for key in archive.files})
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                loaded.append({key: archive[key] for key in archive.files})
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+            raise DataError(
+                f"{path}: not a readable tfrec table ({type(error).__name__}: {error}). "
+                "Fix: re-fetch the data (delete the folder and fetch again)."
+            ) from error
     return Tables(*loaded)

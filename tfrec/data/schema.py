@@ -201,3 +201,36 @@ def bucketize_age(raw_age: np.ndarray) -> np.ndarray:
     """Maps exact ages onto TFDS's ``bucketized_user_age`` values (float32)."""
     buckets = np.asarray((1,) + AGE_THRESHOLDS, dtype=np.float32)
     return buckets[np.searchsorted(np.asarray(AGE_THRESHOLDS), raw_age, side="right")]
+
+
+RATING_SCALES = {
+    "100k": (1.0, 5.0, 1.0),
+    "1m": (1.0, 5.0, 1.0),
+    "20m": (0.5, 5.0, 0.5),
+    "25m": (0.5, 5.0, 0.5),
+    "latest-small": (0.5, 5.0, 0.5),
+}
+"""Variant -> (lowest, highest, step) of its ``user_rating`` values (GroupLens READMEs)."""
+
+
+def invalid_ratings(ratings: np.ndarray, variant: str) -> np.ndarray:
+    """Mask of ratings outside ``variant``'s scale: non-finite, out of range or off the step."""
+    low, high, step = RATING_SCALES[check_variant(variant)]
+    values = np.asarray(ratings, np.float64)
+    with np.errstate(invalid="ignore"):
+        steps = (values - low) / step
+        return ~np.isfinite(values) | (values < low) | (values > high) | (steps != np.round(steps))
+
+
+def rating_rule(variant: str, name: str | None = None) -> str:
+    """Human description of ``variant``'s rating scale (``name`` replaces "MovieLens <variant>")."""
+    low, high, step = RATING_SCALES[check_variant(variant)]
+    name = name or f"MovieLens {variant}"
+    if step == 1.0:
+        return f"{name} ratings are whole stars {low:g} to {high:g}"
+    return f"{name} ratings are half stars {low:g} to {high:g} in steps of {step:g}"
+
+
+def plain_number(value) -> float:
+    """A float32 (or any) value as the short Python float it prints as (4.2, not 4.19999...)."""
+    return float(str(value))

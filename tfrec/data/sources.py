@@ -5,10 +5,13 @@ never half-written, from whichever source the machine can reach. ``fetch_moviele
 directory ready for :func:`tfrec.data.parsers.parse_directory`.
 
 Cache layout: ``<root>/movielens/<variant>/<source>/`` where ``<root>`` is the ``data_dir``
-argument, else ``$TFREC_DATA_DIR``, else ``~/.cache/tfrec``. An entry is *complete* only when its
-``.complete.json`` manifest (variant, source, layout, origin, each file's size and sha256) exists
-and lists files that are present with those sizes; entries are built in a temporary directory
-next to it and renamed into place, and incomplete ones are deleted when met.
+argument, else ``$TFREC_DATA_DIR``, else ``~/.cache/tfrec``. An entry counts only once its
+``.complete.json`` manifest (variant, source, layout, origin, each file's size and sha256) exists;
+entries are built in a temporary directory next to it and renamed into place. Every reuse checks
+each file's size and SHA-256 against the manifest (see ``_manifest``): a corrupt entry of a
+source that can be fetched again (grouplens, pypi, tfds, a local source still on disk) is
+re-fetched with a :class:`DataWarning`, otherwise :class:`CacheCorruptError` says how to repair.
+Every failure to fetch raises :class:`FetchError` with the cause and the fix.
 
 Sources:
 
@@ -18,35 +21,43 @@ Sources:
   with ``python -m pip download`` (pip's own index settings apply) and checked file by file.
 * ``tfds``: ``tensorflow_datasets.load("movielens/<variant>-ratings")`` and ``-movies`` (TFDS data
   under ``<root>/tfds``), converted to tfrec's ``tables`` layout.
-* ``local``: a directory or zip already on disk (``path=``), GroupLens or RecBole layout.
+* ``local``: a directory or zip already on disk (``path=``), GroupLens or RecBole layout. The copy
+  is validated (parsed) before it is cached, and the manifest records the origin's fingerprint
+  (size, mtime, SHA-256 of its files): when the origin changes it is re-imported.
 * ``auto``: a complete cache entry from any source, else ``pypi`` for 100k, ``grouplens`` otherwise.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
-import zipfile
+import urllib.parse
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from tfrec.data import parsers, schema
-from tfrec.data._download import (
-    FetchError,
-    download,
-    install_dir,
-    make_temp_dir,
-    remove_stale_temp_dirs,
-    sha256_file,
+from tfrec.data._download import download, install_dir, make_temp_dir, remove_stale_temp_dirs
+from tfrec.data._local import LocalSource, extract_layout, import_local, locate_local
+from tfrec.data._manifest import (
+    MANIFEST,
+    check_entry,
+    describe_problems,
+    files_of,
+    load_manifest,
+    read_manifest,
+    write_manifest,
 )
 from tfrec.data._pypi import fetch_recbole_100k
+from tfrec.data.errors import CacheCorruptError, DataWarning, FetchError
+
+__all__ = ["MANIFEST", "SOURCES", "cache_root", "entry_dir", "fetch_movielens", "read_manifest"]
 
 SOURCES = ("auto", "grouplens", "pypi", "tfds", "local")
 DATA_DIR_ENV = "TFREC_DATA_DIR"
 GROUPLENS_URL_ENV = "TFREC_GROUPLENS_URL"
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens"
-MANIFEST = ".complete.json"
 
 GROUPLENS_PINS = {  # (size, sha256) as in tensorflow_datasets/url_checksums/movielens.txt
     "25m": (261978986, "8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa"),
@@ -56,7 +67,6 @@ GROUPLENS_PINS = {  # (size, sha256) as in tensorflow_datasets/url_checksums/mov
     "20m": (198702078, "96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3"),
 }
 _CACHED_PREFERENCE = ("grouplens", "pypi", "tfds", "local")
-_OPTIONAL = ("users.npz", "README", "README.txt", "README.md")  # copied along when present
 _OTHER_SOURCES = (
     "use source='pypi' (100k only), source='tfds', or source='local' with path= pointing at "
     "a MovieLens zip or directory you obtained yourself."
@@ -74,18 +84,15 @@ def entry_dir(variant: str, source: str, data_dir: str | Path | None = None) -> 
     return cache_root(data_dir) / "movielens" / variant / source
 
 
-def read_manifest(directory: str | Path) -> dict | None:
-    """Returns the manifest of a complete cache entry, or None if it is missing or incomplete."""
-    directory = Path(directory)
-    try:
-        manifest = json.loads((directory / MANIFEST).read_text())
-        files = manifest["files"]
-        for name, info in files.items():
-            if (directory / name).stat().st_size != info["size"]:
-                return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    return manifest
+def describe_origin(manifest: dict) -> str:
+    """Where an entry's files came from: URL, package, TFDS folder, or path and fingerprint."""
+    origin = str(manifest.get("origin", ""))
+    fingerprint = manifest.get("origin_fingerprint") or {}
+    if fingerprint.get("sha256"):
+        origin += (
+            f" (content sha256 {fingerprint['sha256'][:16]}, imported {manifest.get('created')})"
+        )
+    return origin
 
 
 def fetch_movielens(
@@ -99,9 +106,12 @@ def fetch_movielens(
 ) -> Path:
     """Makes sure the raw files of ``variant`` are in the cache and returns their directory.
 
-    Idempotent: a complete cache entry is reused without touching the network. ``path`` (a
-    directory or zip on disk) implies ``source="local"``. Raises ValueError for an unknown
-    variant or source, :class:`FetchError` when a download or its verification fails.
+    Idempotent: a cache entry whose files match their manifest (size and SHA-256) is reused
+    without touching the network; a corrupt one is fetched again. ``path`` (a directory or zip
+    on disk) implies ``source="local"``; a local entry is re-imported when its origin changed.
+    Raises ValueError for an unknown variant or source, :class:`FetchError` when a download or
+    its verification fails, :class:`CacheCorruptError` for a corrupt entry that cannot be
+    re-fetched, and a ``DataError`` (ValueError) when local files do not parse.
     """
     schema.check_variant(variant)
     if source not in SOURCES:
@@ -119,8 +129,10 @@ def fetch_movielens(
     if source == "auto":
         for candidate in _CACHED_PREFERENCE:
             directory = entry_dir(variant, candidate, data_dir)
-            if read_manifest(directory) is not None:
-                return directory
+            if load_manifest(directory) is not None:
+                return fetch_movielens(
+                    variant, candidate, data_dir, grouplens_url=grouplens_url, progress=progress
+                )
         source = "pypi" if variant == "100k" else "grouplens"
     if source == "pypi" and variant != "100k":
         raise ValueError(
@@ -128,66 +140,141 @@ def fetch_movielens(
             "Fix: use source='grouplens', 'tfds' or 'local' for this variant."
         )
     final = entry_dir(variant, source, data_dir)
-    manifest = read_manifest(final)
-    if manifest is not None and (source != "local" or path is None):
+    manifest = load_manifest(final)
+    if source == "local":
+        return _fetch_local(variant, final, manifest, path)
+
+    def produce(work: Path) -> str:
+        if source == "grouplens":
+            base = grouplens_url or os.environ.get(GROUPLENS_URL_ENV) or GROUPLENS_URL
+            return _fetch_grouplens(variant, work, base, GROUPLENS_PINS[variant], progress)
+        if source == "pypi":
+            return fetch_recbole_100k(work)
+        return _fetch_tfds(variant, work, cache_root(data_dir) / "tfds")
+
+    if manifest is None:
+        return _build_entry(variant, source, final, produce)
+    problems = check_entry(final, manifest)
+    if not problems:
         return final
-    if source == "local" and path is None:
+    message = describe_problems(final, problems)
+    warnings.warn(f"{message}. Fetching it again from {source}.", DataWarning, stacklevel=2)
+    try:
+        return _build_entry(variant, source, final, produce)
+    except FetchError as error:
+        raise CacheCorruptError(
+            f"{message}. Fetching it again from {source} failed: {error}",
+            tuple(map(str, problems)),
+        ) from error
+
+
+def _fetch_local(variant: str, final: Path, manifest: dict | None, path) -> Path:
+    """Reuses, re-imports or imports the local entry (see ``fetch_movielens``)."""
+    recorded = ((manifest or {}).get("origin_fingerprint") or {}).get("sha256")
+    if path is not None:
+        source = locate_local(variant, path)
+        fingerprint = source.fingerprint()
+        same = manifest is not None and manifest.get("origin") == str(source.path)
+        if same and recorded == fingerprint["sha256"]:
+            problems = check_entry(final, manifest)
+            if not problems:
+                return final
+            message = f"{describe_problems(final, problems)}. Importing it again from {path}."
+            warnings.warn(message, DataWarning, stacklevel=3)
+        return _build_local(variant, final, source, fingerprint)
+    if manifest is None:
         raise ValueError(
             f"source='local' needs path= (a MovieLens directory or zip) the first time. "
             f"Received: path=None, no cached local copy of {variant} in {final.parent}. "
             "Fix: pass path=..."
         )
-    if manifest is not None and manifest.get("origin") == str(Path(path).expanduser().resolve()):
-        return final
-    return _build_entry(variant, source, final, data_dir, path, grouplens_url, progress)
-
-
-def _build_entry(variant, source, final, data_dir, path, grouplens_url, progress) -> Path:
-    remove_stale_temp_dirs(final.parent, source)
-    work = make_temp_dir(final.parent, source)
+    origin = str(manifest.get("origin", ""))
     try:
-        if source == "grouplens":
-            base = grouplens_url or os.environ.get(GROUPLENS_URL_ENV) or GROUPLENS_URL
-            origin = _fetch_grouplens(variant, work, base, GROUPLENS_PINS[variant], progress)
-        elif source == "pypi":
-            origin = fetch_recbole_100k(work)
-        elif source == "tfds":
-            origin = _fetch_tfds(variant, work, cache_root(data_dir) / "tfds")
-        else:
-            origin = _import_local(variant, work, Path(path))
-        layout = parsers.detect_layout(work)
-        files = {
-            p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)}
-            for p in sorted(work.iterdir())
-        }
+        source = locate_local(variant, origin) if origin else None
+    except FileNotFoundError:
+        source = None  # the original is gone: the cached copy is all there is
+    problems = check_entry(final, manifest)
+    if source is not None:
+        fingerprint = source.fingerprint()
+        if fingerprint["sha256"] != recorded or problems:
+            why = "it changed since it was imported" if not problems else "the copy is corrupt"
+            message = f"Importing MovieLens {variant} again from {origin}: {why}."
+            warnings.warn(message, DataWarning, stacklevel=3)
+            return _build_local(variant, final, source, fingerprint)
+        return final
+    if problems:
+        fix = (
+            f"delete {final} and import a good copy again (`tfrec data fetch --variant {variant}"
+            f" --source local --path DIR_OR_ZIP`, or fetch_movielens(..., path=...))."
+        )
+        raise CacheCorruptError(
+            f"{describe_problems(final, problems)}. Its origin {origin or '(unknown)'} is gone, "
+            f"so it cannot be imported again. Fix: {fix}",
+            tuple(map(str, problems)),
+        )
+    return final
+
+
+def _build_local(variant: str, final: Path, source: LocalSource, fingerprint: dict) -> Path:
+    extra = {"origin_fingerprint": fingerprint}
+    return _build_entry(
+        variant, "local", final, lambda work: import_local(variant, work, source), extra
+    )
+
+
+def _build_entry(
+    variant: str, source: str, final: Path, produce: Callable[[Path], str], extra=None
+) -> Path:
+    """Fills a temp folder with ``produce``, writes its manifest and renames it to ``final``."""
+    try:
+        remove_stale_temp_dirs(final.parent, source)
+        work = make_temp_dir(final.parent, source)
+    except OSError as error:
+        raise FetchError(
+            f"Cannot create the cache folder {final.parent}: {error}. Fix: set data_dir= "
+            "(or $TFREC_DATA_DIR, or --data-dir) to a writable folder."
+        ) from error
+    try:
+        origin = produce(work)
         manifest = {
             "variant": variant,
             "source": source,
-            "layout": layout,
+            "layout": parsers.detect_layout(work),
             "origin": origin,
-            "files": files,
+            "files": files_of(work),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **(extra or {}),
         }
-        temp_manifest = work / (MANIFEST + ".part")
-        temp_manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        os.replace(temp_manifest, work / MANIFEST)
-        if final.exists():  # incomplete, or a local import being replaced
+        write_manifest(work, manifest)
+        if final.exists():  # incomplete, corrupt, or a local import being replaced
             trash = make_temp_dir(final.parent, f"{source}-old")
             os.rename(final, trash / "entry")
             shutil.rmtree(trash, ignore_errors=True)
         return install_dir(work, final)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(work, ignore_errors=True)
         for folder in (final.parent, final.parent.parent):  # drop folders we left empty
             try:
                 folder.rmdir()
             except OSError:
                 break
+        if isinstance(error, OSError):
+            raise FetchError(
+                f"Fetching MovieLens {variant} from {source} into {final.parent} failed: "
+                f"{error}. Fix: check free disk space and that the folder is writable (or set "
+                "data_dir= / $TFREC_DATA_DIR elsewhere), and that the source files are readable."
+            ) from error
         raise
 
 
 def _fetch_grouplens(variant: str, work: Path, base_url: str, pin, progress: bool) -> str:
     """Downloads and verifies the GroupLens zip, then extracts the layout files into ``work``."""
+    if not _valid_base_url(base_url):
+        raise ValueError(
+            f"The GroupLens base URL must be an http(s):// or file:// URL. Received: "
+            f"grouplens_url={base_url!r}. Fix: pass grouplens_url= or set ${GROUPLENS_URL_ENV} "
+            f"to e.g. {GROUPLENS_URL!r}, or unset it."
+        )
     size, sha256 = pin
     url = f"{base_url.rstrip('/')}/ml-{variant}.zip"
     fix = f"retry later (the download may have been interrupted), or {_OTHER_SOURCES}"
@@ -195,94 +282,41 @@ def _fetch_grouplens(variant: str, work: Path, base_url: str, pin, progress: boo
         url, work / f"ml-{variant}.zip", size=size, sha256=sha256, fix=fix, progress=progress
     )
     try:
-        _extract_layout(archive, work, variant)
+        extract_layout(archive, work, variant, f"retry, or {_OTHER_SOURCES}")
     finally:
         archive.unlink(missing_ok=True)
     return url
 
 
-def _extract_layout(archive: Path, work: Path, variant: str) -> None:
-    """Copies the layout files (and README) of ``variant`` out of a zip into ``work``."""
+def _valid_base_url(url: str) -> bool:
     try:
-        with zipfile.ZipFile(archive) as zf:
-            members = [m for m in zf.namelist() if not m.endswith("/")]
-            folders = sorted({m.rsplit("/", 1)[0] if "/" in m else "" for m in members})
-            for folder in folders:
-                prefix = f"{folder}/" if folder else ""
-                names = {m[len(prefix) :] for m in members if m.startswith(prefix)}
-                layout = _layout_of(names, variant)
-                if layout is not None:
-                    optional = tuple(n for n in _OPTIONAL if n in names)
-                    wanted = parsers.LAYOUTS[layout] + optional
-                    for name in wanted:
-                        with zf.open(prefix + name) as src, open(work / name, "wb") as dst:
-                            shutil.copyfileobj(src, dst, 1 << 20)
-                    return
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as error:
-        raise FetchError(
-            f"{archive.name} is not a readable zip ({error}). Fix: retry, or {_OTHER_SOURCES}"
-        ) from error
-    raise FetchError(
-        f"{archive.name} holds no MovieLens {variant} files (expected one of "
-        f"{_expected_files(variant)}). Fix: use the ml-{variant} zip."
-    )
-
-
-def _layout_of(names, variant: str) -> str | None:
-    for layout, files in parsers.LAYOUTS.items():
-        if variant in parsers.LAYOUT_VARIANTS[layout] and all(f in names for f in files):
-            return layout
-    return None
-
-
-def _expected_files(variant: str) -> list[tuple[str, ...]]:
-    return [
-        files
-        for layout, files in parsers.LAYOUTS.items()
-        if variant in parsers.LAYOUT_VARIANTS[layout]
-    ]
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return False
+    if parts.scheme in ("http", "https"):
+        return bool(parts.hostname)
+    return parts.scheme == "file"
 
 
 def _fetch_tfds(variant: str, work: Path, tfds_dir: Path) -> str:
     """Loads the variant with TensorFlow Datasets and stores it as tfrec ``tables``."""
-    import tensorflow_datasets as tfds
-
     from tfrec.data._tfds import tables_from_tfds
 
+    fix = "retry, or use source='grouplens', source='pypi' (100k only) or source='local' with path="
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise FetchError(
+            f"source='tfds' needs tensorflow-datasets ({error}). Fix: pip install "
+            f"tensorflow-datasets, or {fix}."
+        ) from error
     try:
         ratings = tfds.load(f"movielens/{variant}-ratings", split="train", data_dir=str(tfds_dir))
         movies = tfds.load(f"movielens/{variant}-movies", split="train", data_dir=str(tfds_dir))
     except Exception as error:  # TFDS raises many kinds (network, checksum, builder errors)
         raise FetchError(
             f"TensorFlow Datasets could not load movielens/{variant} into {tfds_dir}: "
-            f"{type(error).__name__}: {error}. Fix: retry, or use source='grouplens', "
-            "source='pypi' (100k only) or source='local' with path=."
+            f"{type(error).__name__}: {error}. Fix: {fix}."
         ) from error
     parsers.save_tables(work, tables_from_tfds(ratings, movies, variant))
     return f"tfds:movielens/{variant} in {tfds_dir}"
-
-
-def _import_local(variant: str, work: Path, path: Path) -> str:
-    """Copies a MovieLens directory or zip already on disk into ``work``."""
-    path = path.expanduser().resolve()
-    if path.is_file():
-        _extract_layout(path, work, variant)
-        return str(path)
-    if not path.is_dir():
-        raise FileNotFoundError(
-            f"No such MovieLens directory or zip. Received: path={str(path)!r}. "
-            "Fix: pass an existing directory or .zip."
-        )
-    candidates = [path, path / f"ml-{variant}", *sorted(p for p in path.iterdir() if p.is_dir())]
-    for folder in candidates:
-        names = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
-        layout = _layout_of(names, variant)
-        if layout is not None:
-            for name in parsers.LAYOUTS[layout] + _OPTIONAL:
-                if (folder / name).is_file():
-                    shutil.copyfile(folder / name, work / name)
-            return str(path)
-    raise FileNotFoundError(
-        f"No MovieLens {variant} files found in {path} (nor in its sub-directories). "
-        f"Fix: point path= at a folder holding one of {_expected_files(variant)}."
-    )

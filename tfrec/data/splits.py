@@ -4,6 +4,8 @@ Why this exists: honest evaluation depends on how ratings are split, and each pr
 reproducible and fast on tens of millions of rows. Every split here is a row subset of the input
 table with all its columns (2-D columns such as history matrices included), in file order.
 Time order means (timestamp, file order): ties in timestamp are broken by position in the table.
+Every (user, movie) pair must occur once (``tfrec.data.deduplicate_ratings``; MovieLens tables
+are deduplicated when loaded), so no pair can be in two splits.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from tfrec.data._arrays import as_int_ids
+from tfrec.data.checks import check_unique_pairs
 
 Table = dict[str, np.ndarray]
 
@@ -80,6 +83,7 @@ def rank_in_user(order: np.ndarray, user: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def _split(ratings: Table, part: np.ndarray, protocol: str, fix: str) -> Split:
     """Builds the Split from a per-row part id (0 train, 1 valid, 2 test)."""
+    check_unique_pairs(ratings, protocol)
     names = Split._fields
     for index, name in enumerate(names):
         if not (part == index).any():

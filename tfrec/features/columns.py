@@ -94,9 +94,17 @@ class Categorical:
         )
 
     def build(self, table: dict, embedding_dim: int) -> CategoricalEncoder:
+        vocabulary = self.vocabulary(table)
+        if vocabulary == []:  # StringLookup would fail with "Cannot set an empty vocabulary"
+            raise ValueError(
+                f"Column '{self.key}' has no value to build a vocabulary from: every training "
+                f"value is padding ({self.padding_value!r}) or seen fewer than min_count times. "
+                f"Received: min_count={self.min_count}, {len(_column(table, self.key))} rows. "
+                "Fix: lower min_count, use hash_bins=, or drop the column."
+            )
         return CategoricalEncoder(
             key=self.key,
-            vocabulary=self.vocabulary(table),
+            vocabulary=vocabulary,
             embedding_dim=embedding_dim,
             hash_bins=self.hash_bins,
             multi_valued=self.multi_valued,
@@ -175,9 +183,19 @@ class Numeric:
 
     def build(self, table: dict, embedding_dim: int) -> NumericEncoder:
         values = self._values(table)
-        values = values[~np.isnan(values)]
+        values = values[~np.isnan(values)]  # NaN means missing
         if values.size == 0:
-            raise ValueError(f"Numeric column '{self.key}' has no non-missing values to adapt to.")
+            raise ValueError(
+                f"Numeric column '{self.key}' has no non-missing values to adapt to. Received: "
+                f"{len(_column(table, self.key))} rows, all NaN. Fix: fill the column or drop it."
+            )
+        too_large = ~(np.abs(values) <= np.finfo(np.float32).max)  # served as float32
+        if too_large.any():
+            raise ValueError(
+                f"Numeric column '{self.key}' holds {int(too_large.sum())} infinite or "
+                f"out-of-float32-range values. Received: {self.key}={float(values[too_large][0])!r}. "
+                "Fix: clean the training table (NaN marks a missing value)."
+            )
         boundaries = None
         if self.num_buckets:
             quantiles = np.quantile(values, np.linspace(0, 1, self.num_buckets + 1)[1:-1])
@@ -186,7 +204,9 @@ class Numeric:
             key=self.key,
             embedding_dim=embedding_dim,
             mean=float(values.mean()),
-            variance=float(values.var()),
+            # A constant column has no scale: dividing by sqrt(1e-12) would blow any other
+            # value up a million-fold (and past float32 range), so it is only centred.
+            variance=float(values.var()) or 1.0,
             boundaries=boundaries,
             transform=self.transform,
             name=self.field_name,
