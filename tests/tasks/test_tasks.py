@@ -4,7 +4,7 @@ import tfrec  # noqa: F401  # isort: skip  (selects Keras 2 before TensorFlow lo
 import pytest
 import tensorflow as tf
 
-from tfrec.tasks import TASKS, CatalogueSoftmax, InBatchSoftmax, RankingTask, get_task
+from tfrec.tasks import TASKS, CatalogueSoftmax, InBatchSoftmax, RankingTask, SampledBCE, get_task
 
 
 def test_names_build_each_task_with_options():
@@ -12,6 +12,7 @@ def test_names_build_each_task_with_options():
         "ranking": RankingTask,
         "in_batch": InBatchSoftmax,
         "catalogue": CatalogueSoftmax,
+        "negatives": SampledBCE,
     }
     assert type(get_task("ranking")) is RankingTask
     assert get_task("ranking", metrics=False).track_metrics is False
@@ -19,9 +20,10 @@ def test_names_build_each_task_with_options():
     assert (retrieval.logq, retrieval.mixed_negatives) == ("none", False)
     softmax = get_task("catalogue", num_items=7, num_sampled=3)
     assert (softmax.num_items, softmax.num_sampled) == (7, 3)
+    needs_items = ("catalogue", "negatives")
     assert {
-        get_task(n, **({"num_items": 2} if n == "catalogue" else {})).objective for n in TASKS
-    } == {"pointwise", "in_batch", "catalogue"}
+        get_task(n, **({"num_items": 2} if n in needs_items else {})).objective for n in TASKS
+    } == {"pointwise", "in_batch", "catalogue", "negatives"}
 
 
 def test_configs_and_layers():

@@ -97,6 +97,12 @@ def in_batch(model, data, inputs, **settings):
     """Positives only; with mixed negatives and `num_negatives` > 0, sampled rows (label 0)
     join the batch as extra candidates."""
     if model.task.mixed_negatives and settings["num_negatives"] > 0:
+        if model.task.logq != "none" and settings["distribution"] != "uniform":
+            raise ValueError(
+                "Mixed negatives are log-Q corrected as uniform draws (1 / catalogue_size). "
+                f"Received: negative_distribution={settings['distribution']!r}. Fix: use "
+                "'uniform', or logq='none'."
+            )
         return _with_negatives(model, data, inputs, **settings)
     return _positives_only(model, data, inputs, **settings)
 
