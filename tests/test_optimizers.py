@@ -94,7 +94,7 @@ def test_amsgrad_and_unknown_names_are_clear_errors():
 
 
 def test_fit_trains_with_lazy_adam(tiny_data):
-    model = build_model("deepfm", tiny_data.example_table(), embedding_dim=4, dnn_units=(8,))
+    model = build_model("deepfm", tiny_data, embedding_dim=4, dnn_units=(8,), history_length=5)
     history = fit(
         model, tiny_data, epochs=2, batch_size=128, optimizer="lazy_adam", patience=2, verbose=0
     )
