@@ -10,10 +10,6 @@ from tfrec.models import FFM, build_model
 from .conftest import randomize
 
 
-def _randomize(model, seed=0):
-    randomize(model, seed)
-
-
 def _ffm(towers, l2=0.0):
     return FFM(*towers, task="ranking", history_length=0, l2=l2)
 
@@ -31,7 +27,7 @@ def _small_ffm(small_towers, k=2):
 def test_second_order_is_the_field_aware_pairwise_sum(small_towers, features):
     model = _small_ffm(small_towers, k=2)
     model(features)
-    _randomize(model)
+    randomize(model)
     second = model.second_order(features).numpy()
     logits = model(features).numpy()
 
@@ -53,7 +49,7 @@ def test_field_aware_vectors_differ_from_fm_reuse(small_towers, features):
     # With the field-aware vectors all equal (v[i][j] = u_i), FFM reduces to FM's sum u_i.u_j.
     model = _small_ffm(small_towers, k=2)
     model(features)
-    _randomize(model, seed=3)
+    randomize(model, seed=3)
     for encoder in model.query_tower.fields + model.candidate_tower.fields:
         table = encoder.embedding.embeddings.numpy()
         encoder.embedding.set_weights([np.tile(table[:, :2], (1, 3))])
@@ -90,7 +86,7 @@ def test_config_roundtrip(small_towers, features, model_config_roundtrip):
 def test_savedmodel_roundtrip(small_towers, features, savedmodel_roundtrip):
     model = _ffm(small_towers(FFM.tower_dim(4, 2)))
     model(features)
-    _randomize(model, seed=2)
+    randomize(model, seed=2)
     savedmodel_roundtrip(model, features)
 
 

@@ -17,10 +17,6 @@ def _small_fm(small_towers, k=3):
     return _fm(small_towers(k, movie=("movie_id",)))
 
 
-def _randomize(model, seed=0):
-    randomize(model, seed)
-
-
 def _row(encoder, value):
     """Row of `value` in an encoder's tables: index 0 is the out-of-vocabulary bucket."""
     return encoder.vocabulary.index(str(value).lower() if value in (True, False) else value) + 1
@@ -29,7 +25,7 @@ def _row(encoder, value):
 def test_logit_is_bias_plus_weights_plus_pairwise_dot_products(small_towers, features):
     model = _small_fm(small_towers)
     model(features)
-    _randomize(model)
+    randomize(model)
     logits = model(features).numpy()
 
     encoders = model.query_tower.fields + model.candidate_tower.fields
@@ -46,7 +42,7 @@ def test_logit_is_bias_plus_weights_plus_pairwise_dot_products(small_towers, fea
 def test_unknown_ids_use_the_out_of_vocabulary_row(small_towers, features):
     model = _small_fm(small_towers)
     model(features)
-    _randomize(model, seed=1)
+    randomize(model, seed=1)
     unknown = dict(features, user_id=np.array(["no-such-user"] * 16))
     user = model.query_tower(unknown)
     oov = model.query_tower.fields[0].embedding.embeddings.numpy()[0]
@@ -85,7 +81,7 @@ def test_config_roundtrip(ranking_table, features, model_config_roundtrip):
 def test_savedmodel_roundtrip(small_towers, features, savedmodel_roundtrip):
     model = _fm(small_towers(4))
     model(features)
-    _randomize(model, seed=2)
+    randomize(model, seed=2)
     savedmodel_roundtrip(model, features)
 
 
