@@ -121,7 +121,7 @@ def tiny_movielens():
 
 @pytest.fixture(scope="session")
 def tiny_data(tiny_movielens):
-    """`RankingData` (leave-one-out, history of 5) on `tiny_movielens`."""
-    from tfrec.training import RankingData
+    """`SplitData` (leave-one-out) on `tiny_movielens`."""
+    from tfrec.data import SplitData
 
-    return RankingData.from_movielens(tiny_movielens, history_length=5)
+    return SplitData.from_movielens(tiny_movielens)

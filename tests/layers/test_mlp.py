@@ -122,3 +122,42 @@ def test_mixed_bfloat16_smoke():
     assert all(w.dtype == tf.float32 for w in low.weights)
     assert tf.keras.mixed_precision.global_policy().name == "float32"
     np.testing.assert_allclose(tf.cast(out, tf.float32), full(X), rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize(
+    ("batch_norm", "dropout", "output_units"),
+    [(False, 0.0, 1), (True, 0.0, 1), (False, 0.4, None), (True, 0.4, 2)],
+)
+def test_first_layer_parts_add_up_to_the_mlp(batch_norm, dropout, output_units):
+    """Split the input [left (2); right (3)]: the shares of the first Dense plus the rest of
+    the MLP equal the MLP on the concatenated input, in inference."""
+    layer = MLP([6, 4], dropout=dropout, batch_norm=batch_norm, output_units=output_units)
+    layer(X, training=True)  # builds; moves BatchNorm statistics away from their init
+    rng = np.random.default_rng(1)
+    for variable in layer.variables:  # non-trivial biases, gammas, betas and statistics
+        values = rng.normal(size=variable.shape)
+        if "moving_variance" in variable.name:
+            values = np.abs(values) + 0.5
+        variable.assign(values.astype(np.float32))
+    expected = layer(X, training=False).numpy()
+    left = layer.first_layer_part(X[:, :2], 0, 2, bias=True)
+    right = layer.first_layer_part(X[:, 2:], 2, 5)
+    kernel = layer.get_weights()[0]
+    first = X @ kernel + (0.0 if batch_norm else layer.get_weights()[1])
+    np.testing.assert_allclose(left + right, first, rtol=1e-5, atol=1e-5)
+    got = layer.after_first_layer(left + right).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    # The query side's share carries the bias once; the candidate side's has none.
+    no_bias = layer.first_layer_part(X[:, :2], 0, 2, bias=False).numpy()
+    np.testing.assert_allclose(no_bias, X[:, :2] @ kernel[:2], rtol=1e-5, atol=1e-5)
+    if dropout:  # training=True would drop units: the fast path must run in inference
+        assert not np.allclose(layer.after_first_layer(left + right, training=True), expected)
+
+
+def test_first_layer_part_errors():
+    layer = MLP([4])
+    with pytest.raises(ValueError, match="has not been called yet"):
+        layer.first_layer_part(X[:, :2], 0, 2)
+    layer(X)
+    with pytest.raises(ValueError, match=r"rows 0:3 of the first layer take 3.*x.shape=\(16, 2\)"):
+        layer.first_layer_part(X[:, :2], 0, 3)

@@ -1,4 +1,4 @@
-"""Shared fixtures for the ranking model tests: a tiny synthetic joined table.
+"""Shared fixtures for the model tests: a tiny synthetic joined table and small towers.
 
 The table has every MovieLens feature name the default towers read, and a label that
 depends only on ``user_id % 3 == movie_id % 3``: a signal every model here can learn from
@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tfrec.features.columns import Categorical, MultiCategorical
-from tfrec.towers import RECENT_MOVIES, build_tower
+from tfrec.features.towers import RECENT_MOVIES, build_tower
 
 NUM_USERS, NUM_MOVIES = 40, 60
 
@@ -43,7 +43,7 @@ def synthetic_table(n: int = 2400, seed: int = 0) -> dict:
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """ROC AUC by the rank-sum (Mann-Whitney) formula; ties count one half."""
     labels = np.asarray(labels) > 0.5
-    scores = np.asarray(scores, np.float64)
+    scores = np.asarray(scores, np.float64).reshape(-1)
     order = np.argsort(scores, kind="mergesort")
     ranks = np.empty(len(scores))
     sorted_scores = scores[order]
@@ -52,6 +52,19 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     ranks[order] = np.repeat(average, counts)
     pos, neg = labels.sum(), (~labels).sum()
     return float((ranks[labels].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+
+
+def randomize(model, seed=0, scale=1.0):
+    """Random normal weights in every layer but the task (BatchNorm variances kept positive)."""
+    rng = np.random.default_rng(seed)
+    task = {id(v) for v in getattr(model, "task", tf.keras.layers.Layer()).variables}
+    for variable in model.variables:
+        if id(variable) in task:
+            continue
+        values = scale * rng.normal(size=variable.shape)
+        if "moving_variance" in variable.name:
+            values = np.abs(values) + 0.5
+        variable.assign(values.astype(variable.dtype.as_numpy_dtype))
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +104,7 @@ def auc_fn():
 
 @pytest.fixture
 def small_towers(ranking_table):
-    """Returns ``make(k, user=..., movie=..., prefix="") -> (user_tower, movie_tower)``.
+    """Returns ``make(k, user=..., movie=..., prefix="") -> (query_tower, candidate_tower)``.
 
     Few fields keep tracing (training, SavedModel export) fast; ``movie_genres`` (padded
     with -1) and ``recent_movie_ids`` become multi-valued fields, everything else categorical.
@@ -117,7 +130,7 @@ def small_towers(ranking_table):
 def model_config_roundtrip():
     """Returns ``check(model, features)``: get_config/from_config and generic deserialize.
 
-    Like the global ``config_roundtrip`` but for ranking models, whose serialized form must be
+    Like the global ``config_roundtrip`` but for models, whose serialized form must be
     rebuilt without its ``build_config``: Keras would build a subclassed model from float
     placeholders, which string features (ids, titles) cannot take. Returns the clone.
     """

@@ -81,11 +81,11 @@ def exports(trained, data, tmp_path_factory):
         import json, os, sys
         os.environ["TF_USE_LEGACY_KERAS"] = "1"
         import tensorflow as tf
-        paths, users = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+        paths, users, k = json.loads(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3])
         out = {}
         for name, path in paths.items():
             sigs = tf.saved_model.load(path).signatures
-            top = sigs["recommend"](user_id=tf.constant(users), k=tf.constant(%d))
+            top = sigs["recommend"](user_id=tf.constant(users), k=tf.constant(k))
             pair = sigs["serving_default"](
                 user_id=tf.constant(users[:3]), movie_id=tf.constant(["1", "2", "3"])
             )
@@ -97,12 +97,11 @@ def exports(trained, data, tmp_path_factory):
         out["tfrec_imported"] = sorted(m for m in sys.modules if m.split(".")[0] == "tfrec")
         print("RESULT" + json.dumps(out))
         """
-        % K
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TF_USE_LEGACY_KERAS")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     done = subprocess.run(
-        [sys.executable, "-c", script, json.dumps(paths), json.dumps(users)],
+        [sys.executable, "-c", script, json.dumps(paths), json.dumps(users), str(K)],
         capture_output=True,
         text=True,
         env=env,

@@ -5,17 +5,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfrec.data import Split, SplitData
+from tfrec.evaluation import evaluate_model, score_fn
 from tfrec.features.encoders import CategoricalEncoder
+from tfrec.features.inputs import ModelInputs
+from tfrec.features.towers import Tower
 from tfrec.models import TwoTower, build_model
-from tfrec.retrieval import (
-    FrequencyEstimator,
-    evaluate_retrieval,
-    positives_dataset,
-    retrieval_score_fn,
-    synthetic_catalogue,
-)
-from tfrec.towers import Tower
-from tfrec.training import RankingData
+from tfrec.tasks import FrequencyEstimator, InBatchSoftmax
+from tfrec.training import fit
 
 T = 0.5
 
@@ -30,12 +27,12 @@ def towers(dim=4):
     return user, movie
 
 
-def model(**kwargs):
-    options = dict(
-        units=(), temperature=T, logq="none", mixed_negatives=False, remove_accidental_hits=False
-    )
-    options.update(kwargs)
-    return TwoTower(*towers(), **options)
+def model(units=(), representation="pooled", temperature=T, **task_options):
+    options = dict(logq="none", mixed_negatives=False, remove_accidental_hits=False)
+    options.update(task_options)
+    return TwoTower(*towers(), units=units, representation=representation,
+                    temperature=temperature, task=InBatchSoftmax(**options), history_length=0,
+                    l2=0.0)  # fmt: skip
 
 
 def batch(movies=("0", "1", "2", "3"), **extra):
@@ -52,17 +49,19 @@ def softmax_loss(logits, positives):
 
 
 def vectors(m, features):
-    return m.user_vectors(features).numpy(), m.movie_vectors(features).numpy()
+    query, candidates = m.encode_query(features), m.encode_candidates(features)
+    return query["vector"].numpy(), candidates["vector"].numpy()
 
 
 def test_task_matches_softmax_computed_by_hand():
-    task = model(remove_accidental_hits=False).task
-    q = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+    task = model().task
+    q = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
     # Temperature 0.5 doubles the logits: row 0 is [2, 0], row 1 is [0, 2].
+    logits = tf.constant(q @ q.T / T)
     expected = np.log(1 + np.exp(-2.0))
-    assert float(task(q, q, compute_metrics=False)) == pytest.approx(expected, rel=1e-6)
+    assert float(task(logits)) == pytest.approx(expected, rel=1e-6)
     # log-Q with q = [0.5, 0.25]: row 0 [2 + ln 2, ln 4], row 1 [ln 2, 2 + ln 4].
-    got = task(q, q, candidate_sampling_probability=tf.constant([0.5, 0.25]))
+    got = task(logits, None, tf.constant([0.5, 0.25]))
     row0 = -np.log(np.exp(2 + np.log(2)) / (np.exp(2 + np.log(2)) + 4))
     row1 = -np.log(np.exp(2 + np.log(4)) / (2 + np.exp(2 + np.log(4))))
     assert float(got) == pytest.approx((row0 + row1) / 2, rel=1e-6)
@@ -81,9 +80,12 @@ def test_log_q_subtracts_log_probability_of_each_candidate():
     p = np.array([0.4, 0.1, 0.3, 0.2], np.float32)
     features = batch(movie_probability=tf.constant(p))
     u, v = vectors(m, features)
+    # Each of the 4 in-batch draws is item i with probability p_i: q_i = 4 p_i / 4.
     expected = softmax_loss(u @ v.T / T - np.log(p)[None, :], np.arange(4))
     assert float(m.compute_loss(features)) == pytest.approx(expected, rel=1e-5)
     assert expected != pytest.approx(softmax_loss(u @ v.T / T, np.arange(4)), rel=1e-3)
+    with pytest.raises(KeyError, match="movie_probability"):
+        m.compute_loss(batch())
 
 
 def test_accidental_hits_are_not_negatives():
@@ -117,6 +119,13 @@ def test_mixed_negatives_join_the_softmax_with_their_sampling_probability():
     )
 
 
+def test_mixed_negatives_with_log_q_need_the_catalogue_size():
+    m = model(logq="feature", mixed_negatives=True)
+    features = batch(label=tf.constant([1.0, 0.0, 1.0, 1.0]), movie_probability=tf.ones([4]))
+    with pytest.raises(ValueError, match="Received: catalogue_size=None"):
+        m.compute_loss(features)
+
+
 def test_frequency_estimator_follows_the_streaming_recurrence():
     estimator = FrequencyEstimator(num_buckets=4096, alpha=0.5)
     ids = tf.constant(["a", "b"])
@@ -133,7 +142,8 @@ def test_streaming_log_q_uses_the_estimator():
     m = model(logq="streaming", estimator_alpha=1.0)
     features = batch(movies=("0", "1", "0", "3"), label=tf.constant([1.0, 1.0, 1.0, 1.0]))
     m.compute_loss(features, training=True)  # step 1: every bucket's gap is 1
-    q = m.candidate_probability(features, tf.constant([True] * 4)).numpy()
+    positive = tf.constant([True] * 4)
+    q = m.task.candidate_probability(features["movie_id"], positive, features).numpy()
     np.testing.assert_allclose(q, [0.25] * 4, rtol=1e-6)  # appearances 1 per batch / 4 draws
 
 
@@ -143,6 +153,10 @@ def test_logits_are_cosines_over_temperature():
     u, v = vectors(m, features)
     np.testing.assert_allclose(np.linalg.norm(u, axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(m(features).numpy(), (u * v).sum(1) / T, rtol=1e-5)
+    np.testing.assert_allclose(
+        m.score_all(m.encode_query(features), m.encode_candidates(features)), u @ v.T / T, rtol=1e-5
+    )
+    assert m.dot_product and m.task.activation(tf.constant([3.0])).numpy()[0] == 3.0
 
 
 @pytest.mark.parametrize(
@@ -167,9 +181,10 @@ def test_concat_needs_units_when_towers_differ():
             CategoricalEncoder("movie_title", ["x"], 4, name="movie_title"),
         ]
     )
+    common = {"temperature": 1.0, "task": "in_batch", "history_length": 0, "l2": 0.0}
     with pytest.raises(ValueError, match="units"):
-        TwoTower(user, movie, units=(), representation="concat")
-    TwoTower(user, movie, units=(4,), representation="concat")(
+        TwoTower(user, movie, units=(), representation="concat", **common)
+    TwoTower(user, movie, units=(4,), representation="concat", **common)(
         {
             "user_id": tf.constant(["1"]),
             "movie_id": tf.constant(["1"]),
@@ -178,57 +193,57 @@ def test_concat_needs_units_when_towers_differ():
     )
 
 
-def test_config_and_savedmodel_round_trip(tmp_path):
-    m = model(
-        units=(5, 3),
-        representation="concat",
-        logq="streaming",
-        mixed_negatives=True,
-        catalogue_size=8,
-    )
-    features = batch()
-    expected = m(features).numpy()
-    clone = TwoTower.from_config(m.get_config())
-    clone(features)
-    clone.set_weights(m.get_weights())
-    assert clone.get_config() == m.get_config()
-    np.testing.assert_allclose(clone(features).numpy(), expected, rtol=1e-6)
-    m.save(tmp_path / "two_tower")
-    loaded = tf.keras.models.load_model(tmp_path / "two_tower", compile=False)
-    assert type(loaded) is TwoTower
-    np.testing.assert_allclose(loaded(features).numpy(), expected, rtol=1e-6)
+def test_config_and_savedmodel_round_trip(model_config_roundtrip, savedmodel_roundtrip):
+    m = model(units=(5, 3), representation="concat", logq="streaming", mixed_negatives=True,
+              catalogue_size=8)  # fmt: skip
+    features = {k: v.numpy() for k, v in batch().items()}
+    clone = model_config_roundtrip(m, features)
+    assert clone.task.get_config() == m.task.get_config()
+    reloaded = savedmodel_roundtrip(m, features)
     np.testing.assert_allclose(
-        loaded.user_vectors(features).numpy(), m.user_vectors(features).numpy(), rtol=1e-6
+        reloaded.encode_query(features)["vector"].numpy(), vectors(m, features)[0], rtol=1e-6
     )
+
+
+def test_catalogue_size_counts_the_items_negatives_are_drawn_from(tiny_movielens, ranking_table):
+    """Regression: mixed negatives are drawn from the whole catalogue, so their log-Q uses its
+    size even when some items never occur in the train split (it once used the train items)."""
+    full = SplitData.from_movielens(tiny_movielens)
+    train = full.split.train
+    keep = train["movie_index"] != 0  # item 0 only in valid / test now
+    data = SplitData.from_movielens(
+        tiny_movielens, Split({k: v[keep] for k, v in train.items()}, *full.split[1:])
+    )
+    assert np.unique(data.train["movie_index"]).size == data.num_items - 1
+    m = build_model("two_tower", data, embedding_dim=4, history_length=0)
+    assert m.task.catalogue_size == data.num_items
+    from_table = build_model("two_tower", ranking_table, embedding_dim=4, history_length=0)
+    assert from_table.task.catalogue_size == np.unique(ranking_table["movie_id"]).size
+    explicit = build_model("two_tower", data, embedding_dim=4, history_length=0, catalogue_size=7)
+    assert explicit.task.catalogue_size == 7
 
 
 @pytest.fixture(scope="module")
-def trained():
-    data = RankingData.from_movielens(synthetic_catalogue(60, 80, 10, seed=3), history_length=4)
-    m = build_model("two_tower", data.example_table(), embedding_dim=8, units=(8,))
-    assert isinstance(m, TwoTower)
-    assert m.catalogue_size == np.unique(data.example_table()["movie_id"]).size
-    m.compile(tf.keras.optimizers.Adam(1e-2), run_eagerly=True)  # tracing costs more here
-    history = m.fit(positives_dataset(m, data, batch_size=128), epochs=1, verbose=0)
+def trained(tiny_data):
+    m = build_model("two_tower", tiny_data, embedding_dim=8, units=(8,), history_length=4)
+    assert isinstance(m, TwoTower) and m.task.objective == "in_batch"
+    assert m.task.catalogue_size == tiny_data.num_items
+    history = fit(m, tiny_data, epochs=1, batch_size=128, num_negatives=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
-    return m, data
+    return m
 
 
-def test_positives_dataset_has_only_positive_rows(trained):
-    m, data = trained
-    first = next(iter(positives_dataset(m, data, batch_size=32)))
-    assert "label" not in first and first["movie_id"].shape == (32,)
-    mixed = next(iter(positives_dataset(m, data, batch_size=30, num_negatives=2)))
-    assert float(tf.reduce_sum(mixed["label"])) == pytest.approx(10, abs=6)
-
-
-def test_retrieval_metrics_score_by_dot_product(trained):
-    m, data = trained
+def test_catalogue_scores_are_dot_products_of_the_vectors(trained, tiny_data):
     users = np.array([0, 5, 7])
-    items = np.tile(np.arange(data.movielens.num_movies), (3, 1))
-    dots = retrieval_score_fn(m, data, "test")(users, items)
-    np.testing.assert_allclose(
-        dots / m.temperature, data.score_fn(m, "test")(users, items), rtol=1e-4, atol=1e-4
-    )
-    metrics = evaluate_retrieval(m, data, "test")
-    assert metrics["hr@10"] <= metrics["hr@50"] <= metrics["hr@100"] == 1.0  # 80 movies
+    items = np.tile(np.arange(tiny_data.num_items), (3, 1))
+    inputs = ModelInputs.build(trained, tiny_data, "test")
+    u = trained.encode_query(inputs.users(users))["vector"].numpy()
+    v = trained.encode_candidates(inputs.per_item)["vector"].numpy()
+    scores = score_fn(trained, tiny_data, "test")(users, items)
+    np.testing.assert_allclose(scores, u @ v.T / trained.temperature, rtol=1e-4, atol=1e-4)
+
+
+def test_retrieval_metrics(trained, tiny_data):
+    metrics = evaluate_model(trained, tiny_data, "test", ks=(10, 50, 100), protocols=("full",))
+    # 80 movies: every target is within the top 100 unseen items.
+    assert metrics["full_hr@10"] <= metrics["full_hr@50"] <= metrics["full_hr@100"] == 1.0

@@ -5,15 +5,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfrec.evaluation import score_fn
+from tfrec.features.towers import RECENT_MOVIES
 from tfrec.models import WideDeep, build_model
-from tfrec.towers import RECENT_MOVIES
+from tfrec.training import training_dataset
+
+from .conftest import randomize
 
 CROSSES = [("user_gender", "movie_genres", 64), (RECENT_MOVIES, "movie_id", 256)]
 
 
-def _randomize(model, seed=0):
-    rng = np.random.default_rng(seed)
-    model.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in model.get_weights()])
+def wide_deep(towers, crosses=(), dnn_units=(4,), dropout=0.0, batch_norm=False, wide_l2=0.0,
+              **kwargs):  # fmt: skip
+    return WideDeep(*towers, crosses=crosses, dnn_units=dnn_units, dropout=dropout,
+                    batch_norm=batch_norm, wide_l2=wide_l2, task="ranking", history_length=0,
+                    l2=0.0, **kwargs)  # fmt: skip
 
 
 def _cross_weight(layer, left, right):
@@ -26,12 +32,14 @@ def _cross_weight(layer, left, right):
 
 
 def test_logit_is_wide_linear_plus_crosses_plus_deep(small_towers, features):
-    model = WideDeep(*small_towers(3), crosses=CROSSES, dnn_units=(4,))
+    model = wide_deep(small_towers(3), crosses=CROSSES)
     model(features)
-    _randomize(model)
+    randomize(model)
     logits = model(features).numpy()
 
-    embeddings, weights = (t.numpy() for t in model.fields(features))
+    query, candidate = model.query_tower(features), model.candidate_tower(features)
+    embeddings = np.concatenate([query["embeddings"], candidate["embeddings"]], axis=1)
+    weights = np.concatenate([query["weights"], candidate["weights"]], axis=1)
     kernel, bias, out_kernel, out_bias = model.dnn.get_weights()
     deep = np.maximum(embeddings.reshape(16, -1) @ kernel + bias, 0) @ out_kernel + out_bias
     gender_x_genre, history_x_movie = model.crossed
@@ -48,7 +56,7 @@ def test_logit_is_wide_linear_plus_crosses_plus_deep(small_towers, features):
 
 
 def test_builder_picks_the_default_crosses_present_in_the_table(ranking_table):
-    with_history = build_model("wide_deep", ranking_table, embedding_dim=4)
+    with_history = build_model("wide_deep", ranking_table, embedding_dim=4, history_length=4)
     assert [c[:2] for c in with_history.crosses] == [
         [RECENT_MOVIES, "movie_id"],
         ["user_id", "movie_genres"],
@@ -56,27 +64,28 @@ def test_builder_picks_the_default_crosses_present_in_the_table(ranking_table):
         ["bucketized_user_age", "movie_genres"],
         ["user_occupation_text", "movie_genres"],
     ]
-    without = build_model("wide_deep", ranking_table, embedding_dim=4, history=False)
+    without = build_model("wide_deep", ranking_table, embedding_dim=4, history_length=0)
     assert RECENT_MOVIES not in {k for c in without.crosses for k in c[:2]}
     no_demographics = {k: ranking_table[k] for k in ("user_id", "movie_id", "movie_genres")}
-    model = build_model("wide_deep", no_demographics, embedding_dim=4)
+    model = build_model("wide_deep", no_demographics, embedding_dim=4, history_length=0)
     assert model.crosses == [["user_id", "movie_genres", 2**17]]
-    custom = build_model("wide_deep", ranking_table, crosses=[["user_id", "movie_id", 8]])
+    custom = build_model("wide_deep", ranking_table, crosses=[["user_id", "movie_id", 8]],
+                         history_length=0)  # fmt: skip
     assert custom.crosses == [["user_id", "movie_id", 8]]
 
 
 def test_invalid_crosses_and_missing_features(small_towers, features):
     with pytest.raises(ValueError, match=r"Received: cross=\('user_id', 'movie_id'\)"):
-        WideDeep(*small_towers(), crosses=[("user_id", "movie_id")])
+        wide_deep(small_towers(), crosses=[("user_id", "movie_id")])
     with pytest.raises(ValueError, match="Received: wide_l2=-1"):
-        WideDeep(*small_towers(), wide_l2=-1)
-    model = WideDeep(*small_towers(), crosses=[("user_zip", "movie_id", 8)])
-    with pytest.raises(KeyError, match=r"lack \['user_zip'\]"):
+        wide_deep(small_towers(), wide_l2=-1)
+    model = wide_deep(small_towers(), crosses=[("user_zip", "movie_id", 8)])
+    with pytest.raises(KeyError, match=r"read \['user_zip'\] raw, but the features lack them"):
         model(features)
 
 
 def test_wide_l2_regularizes_the_crossed_weights(small_towers, features):
-    model = WideDeep(*small_towers(), crosses=CROSSES, wide_l2=0.5, dnn_units=(4,))
+    model = wide_deep(small_towers(), crosses=CROSSES, wide_l2=0.5)
     model(features)
     for layer in model.crossed:
         layer.set_weights([np.ones_like(layer.get_weights()[0])])
@@ -84,32 +93,40 @@ def test_wide_l2_regularizes_the_crossed_weights(small_towers, features):
 
 
 def test_config_roundtrip(small_towers, features, model_config_roundtrip):
-    model = WideDeep(*small_towers(), crosses=CROSSES, dnn_units=(8, 4), dropout=0.2, l2=1e-3)
+    model = WideDeep(*small_towers(), crosses=CROSSES, dnn_units=(8, 4), dropout=0.2,
+                     batch_norm=True, wide_l2=0.0, task="ranking", history_length=4, l2=1e-3)  # fmt: skip
     clone = model_config_roundtrip(model, features)
     assert clone.crosses == [list(c) for c in CROSSES] and clone.dropout == 0.2
 
 
 def test_savedmodel_roundtrip(small_towers, features, savedmodel_roundtrip):
-    model = WideDeep(*small_towers(3), crosses=CROSSES, dnn_units=(4,))
+    model = wide_deep(small_towers(3), crosses=CROSSES, batch_norm=True, dropout=0.2)
     model(features)
-    _randomize(model, seed=1)
+    randomize(model, seed=1)
     savedmodel_roundtrip(model, features)
 
 
 def test_training_lowers_loss_and_beats_random(ranking_table, small_towers, train_and_score):
-    model = WideDeep(*small_towers(8), crosses=CROSSES, dnn_units=(16,))
+    model = wide_deep(small_towers(8), crosses=CROSSES, dnn_units=(16,))
     losses, held_out_auc = train_and_score(model, ranking_table, epochs=5)
     assert losses[-1] < 0.8 * losses[0]
     assert held_out_auc > 0.8
 
 
+def test_raw_crossed_features_split_by_side(small_towers):
+    model = wide_deep(small_towers(), crosses=CROSSES)
+    # Crossed features the candidate tower reads are joined per item; the rest per query.
+    assert model.raw_candidate_keys == ["movie_genres", "movie_id"]
+    assert model.raw_query_keys == [RECENT_MOVIES, "user_gender"]
+
+
 def test_runs_on_the_training_pipeline(tiny_data):
-    table = tiny_data.example_table()
-    model = build_model("wide_deep", table, embedding_dim=4, dnn_units=(4,))
+    model = build_model("wide_deep", tiny_data, embedding_dim=4, dnn_units=(4,), history_length=3)
+    crossed = {k for c in model.crosses for k in c[:2]}
+    assert sorted(crossed) == sorted(model.raw_query_keys + model.raw_candidate_keys)
     # The crosses read raw features, which the pipeline joins next to the towers' ids.
-    assert model.raw_feature_keys == sorted({k for c in model.crosses for k in c[:2]})
-    batch = next(iter(tiny_data.dataset(model, num_negatives=2, batch_size=32)))
-    assert set(model.raw_feature_keys) <= set(batch)
+    batch = next(iter(training_dataset(model, tiny_data, num_negatives=2, batch_size=32)))
+    assert crossed <= set(batch)
     assert np.isfinite(model.compute_loss(batch, training=True).numpy())
-    scores = tiny_data.score_fn(model, "test")(np.array([0, 1]), np.array([[0, 1, 2], [3, 4, 5]]))
+    scores = score_fn(model, tiny_data, "test")(np.array([0, 1]), np.array([[0, 1, 2], [3, 4, 5]]))
     assert scores.shape == (2, 3) and np.isfinite(scores).all()

@@ -134,10 +134,13 @@ class TwoTower(Recommender):
                   mixed_negatives, remove_accidental_hits, catalogue_size, l2, history_length):  # fmt: skip
         """TwoTower on the default MovieLens columns, trained with `InBatchSoftmax`.
 
-        ``catalogue_size`` (for mixed negatives' log-Q) defaults to the distinct movies of the
-        training table.
+        ``catalogue_size`` (for mixed negatives' log-Q) defaults to the number of items the
+        negatives are drawn from: the catalogue of a `SplitData` (items absent from the train
+        split included), or the distinct movies of a joined table.
         """
         table = example_table(data, history_length)
+        if catalogue_size is None:
+            catalogue_size = getattr(data, "num_items", None)
         if catalogue_size is None and "movie_id" in table:
             catalogue_size = int(np.unique(table["movie_id"]).size)
         task = InBatchSoftmax(

@@ -1,0 +1,177 @@
+"""Training batches chosen by the task's objective (tfrec/training/pipelines.py).
+
+Each objective's dataset is checked end to end on a tiny generated MovieLens: how many rows
+and labels an epoch has, that negatives are never seen items, that every training row's
+history holds only strictly earlier interactions (recomputed here by hand from timestamps),
+and that a sampled negative carries its *own* item's features, not the positive's (a label
+leak the pipeline once had).
+"""
+
+import tfrec  # noqa: F401  # isort: skip
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfrec.features.towers import RECENT_MOVIES
+from tfrec.models import build_model
+from tfrec.tasks import CatalogueSoftmax
+from tfrec.training import PIPELINES, training_dataset, training_inputs, training_rows
+
+L = 4
+
+
+def epoch(ds) -> dict:
+    """One pass over `ds` as numpy columns."""
+    batches = list(ds)
+    return {k: np.concatenate([b[k].numpy() for b in batches]) for k in batches[0]}
+
+
+def user_index(data, user_ids):
+    position = {u: i for i, u in enumerate(data.user_ids)}
+    return np.array([position[u.decode()] for u in user_ids])
+
+
+@pytest.fixture(scope="module")
+def deepfm(tiny_data):
+    return build_model("deepfm", tiny_data, embedding_dim=4, dnn_units=(4,), history_length=L)
+
+
+@pytest.fixture(scope="module")
+def pointwise(tiny_data, deepfm):
+    ds = training_dataset(deepfm, tiny_data, num_negatives=3, batch_size=40, seed=0)
+    assert next(iter(ds))["label"].shape == (40,)
+    return epoch(ds)
+
+
+def test_objectives_have_pipelines():
+    assert sorted(PIPELINES) == ["catalogue", "in_batch", "pointwise"]
+
+
+def test_pointwise_epoch_has_every_positive_once_and_three_negatives_each(tiny_data, pointwise):
+    train = tiny_data.train
+    labels = pointwise["label"]
+    assert labels.size == 4 * len(train["user_index"])
+    assert labels.mean() == 0.25  # one positive and three negatives per training row
+    positive = labels == 1.0
+    got = sorted(
+        zip(pointwise["user_id"][positive], pointwise["movie_index"][positive], strict=True)
+    )
+    expected = sorted(zip(train["user_id"].astype(bytes), train["movie_index"], strict=True))
+    assert got == expected
+    users = user_index(tiny_data, pointwise["user_id"])
+    seen = tiny_data.seen("train").contains(users, pointwise["movie_index"])
+    assert seen[positive].all() and not seen[~positive].any()  # negatives are never seen
+
+
+def test_training_histories_are_strictly_earlier(tiny_data, deepfm, pointwise):
+    train = tiny_data.train
+    assert len(set(zip(train["user_id"], train["movie_id"], strict=True))) == len(train["user_id"])
+    row_of = {
+        (u, m): r for r, (u, m) in enumerate(zip(train["user_id"], train["movie_id"], strict=True))
+    }
+    vocabulary = np.asarray(["<oov>"] + deepfm.query_tower.encoder(RECENT_MOVIES).vocabulary)
+    ids = pointwise[f"user_tower/{RECENT_MOVIES}"]
+    history = np.where(ids >= 0, vocabulary[np.maximum(ids, 0)], "")
+    time = train["timestamp"]
+    by_user = {}
+    for row, (user, movie, label) in enumerate(
+        zip(pointwise["user_id"], pointwise["movie_index"], pointwise["label"], strict=True)
+    ):
+        user = user.decode()
+        if label == 0:
+            continue
+        r = row_of[(user, str(tiny_data.item_ids[movie]))]
+        # By hand: the same user's rows before r in (timestamp, table order), oldest first.
+        mine = [j for j in np.flatnonzero(train["user_id"] == user) if (time[j], j) < (time[r], r)]
+        earlier = [train["movie_id"][j] for j in sorted(mine, key=lambda j: (time[j], j))][-L:]
+        assert list(history[row]) == [""] * (L - len(earlier)) + earlier, (user, r)
+        by_user.setdefault(user, set()).add(tuple(history[row]))
+    assert any(len(h) > 1 for h in by_user.values())
+    # A sampled negative keeps its positive row's history (the user's past at that time).
+    for row in np.flatnonzero(pointwise["label"] == 0):
+        assert tuple(history[row]) in by_user[pointwise["user_id"][row].decode()]
+
+
+@pytest.mark.parametrize("name", ["deepfm", "wide_deep"])
+def test_negative_rows_carry_their_own_items_features(tiny_data, name):
+    """Label-leak regression: candidate features are per item, never copied from the positive."""
+    model = build_model(name, tiny_data, embedding_dim=4, dnn_units=(4,), history_length=L)
+    rows = epoch(training_dataset(model, tiny_data, num_negatives=2, batch_size=64, seed=1))
+    items, users = rows["movie_index"], user_index(tiny_data, rows["user_id"])
+    raw_items = {k: tf.constant(v) for k, v in tiny_data.items.items()}
+    expected = model.candidate_tower.preprocess(raw_items)
+    for key, value in expected.items():
+        np.testing.assert_array_equal(rows[key], value.numpy()[items], err_msg=key)
+    np.testing.assert_array_equal(rows["movie_id"], tiny_data.item_ids[items].astype(bytes))
+    for key in getattr(model, "raw_candidate_keys", ()):
+        np.testing.assert_array_equal(
+            rows[key].astype(str), tiny_data.items[key][items].astype(str)
+        )
+    # Query-side features are the row's user's.
+    for encoder in model.query_tower.fields:
+        if encoder.key != RECENT_MOVIES:
+            value = encoder.preprocess({encoder.key: tf.constant(tiny_data.users[encoder.key])})
+            key = model.query_tower.preprocessed_key(encoder)
+            np.testing.assert_array_equal(rows[key], value.numpy()[users], err_msg=key)
+    assert (rows["label"] == 0).sum() == 2 * (rows["label"] == 1).sum()
+
+
+def test_in_batch_with_and_without_mixed_negatives(tiny_data):
+    rows = len(tiny_data.train["user_index"])
+    mixed = build_model("two_tower", tiny_data, embedding_dim=4, history_length=L)
+    assert mixed.task.mixed_negatives
+    with_negatives = epoch(training_dataset(mixed, tiny_data, num_negatives=2, batch_size=30))
+    assert with_negatives["label"].size == 3 * rows
+    assert with_negatives["label"].mean() == pytest.approx(1 / 3)
+    alone = epoch(training_dataset(mixed, tiny_data, num_negatives=0, batch_size=30))
+    assert "label" not in alone and alone["movie_index"].size == rows
+    plain = build_model("two_tower", tiny_data, embedding_dim=4, history_length=L,
+                        mixed_negatives=False)  # fmt: skip
+    positives = epoch(training_dataset(plain, tiny_data, num_negatives=4, batch_size=30))
+    assert "label" not in positives
+    got = sorted(zip(positives["user_id"], positives["movie_index"], strict=True))
+    assert got == sorted(
+        zip(tiny_data.train["user_id"].astype(bytes), tiny_data.train["movie_index"], strict=True)
+    )
+    assert f"user_tower/{RECENT_MOVIES}" in positives
+
+
+def test_catalogue_objective_sets_the_models_catalogue(tiny_data):
+    task = CatalogueSoftmax(tiny_data.num_items, num_sampled=5, sampling="unigram")
+    model = build_model("gmf", tiny_data, embedding_dim=4, history_length=0, task=task)
+    ds = training_dataset(model, tiny_data, batch_size=64)
+    rows = epoch(ds)
+    assert "label" not in rows
+    assert sorted(rows["movie_index"]) == sorted(tiny_data.train["movie_index"])
+    inputs = training_inputs(model, tiny_data)
+    catalogue = model._catalogue
+    assert set(catalogue) == set(inputs.per_item)
+    np.testing.assert_array_equal(catalogue["movie_id"], tiny_data.item_ids.astype(bytes))
+    counts = np.maximum(np.bincount(tiny_data.train["movie_index"], minlength=80), 1)
+    np.testing.assert_allclose(task.log_probability, np.log(counts / counts.sum()), rtol=1e-5)
+    batch = next(iter(ds))
+    assert np.isfinite(float(model.compute_loss(batch, training=True)))
+
+
+def test_training_rows_carry_histories_only_when_the_model_has_one(tiny_data):
+    assert RECENT_MOVIES not in training_rows(tiny_data, 0)
+    rows = training_rows(tiny_data, 3)
+    assert rows[RECENT_MOVIES].shape == (len(tiny_data.train["user_index"]), 3)
+    no_history = build_model("gmf", tiny_data, embedding_dim=4, history_length=0)
+    assert training_inputs(no_history, tiny_data).per_row == {}
+
+
+def test_bad_settings_are_clear_errors(tiny_data, deepfm):
+    with pytest.raises(ValueError, match="Received: batch_size=0"):
+        training_dataset(deepfm, tiny_data, batch_size=0)
+    with pytest.raises(ValueError, match="Received: num_negatives=-1"):
+        training_dataset(deepfm, tiny_data, num_negatives=-1)
+    with pytest.raises(ValueError, match="needs sampled negatives. Received: num_negatives=0"):
+        training_dataset(deepfm, tiny_data, num_negatives=0)
+
+    class Pairwise(tf.keras.layers.Layer):
+        objective = "pairwise"
+
+    odd = build_model("gmf", tiny_data, embedding_dim=4, history_length=0, task=Pairwise())
+    with pytest.raises(ValueError, match="No training pipeline for objective 'pairwise'"):
+        training_dataset(odd, tiny_data)
