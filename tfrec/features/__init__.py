@@ -14,6 +14,7 @@ from tfrec.features.columns import (
     column_from_config,
 )
 from tfrec.features.encoders import CategoricalEncoder, NumericEncoder
+from tfrec.features.inputs import ModelInputs, example_table, feature_store
 from tfrec.features.sequence import SequenceEncoder
 from tfrec.features.store import FeatureStore
 from tfrec.features.towers import (
@@ -31,6 +32,7 @@ __all__ = [
     "CategoricalEncoder",
     "FeatureStore",
     "ItemSequence",
+    "ModelInputs",
     "MultiCategorical",
     "Numeric",
     "NumericEncoder",
@@ -39,6 +41,8 @@ __all__ = [
     "Tower",
     "build_tower",
     "column_from_config",
+    "example_table",
+    "feature_store",
     "movielens_movie_columns",
     "movielens_user_columns",
     "scale_towers",
