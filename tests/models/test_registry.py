@@ -14,9 +14,12 @@ from tfrec.models import (
     NCFMLP,
     PRESETS,
     TRAIN_DEFAULTS,
+    BERT4Rec,
     DeepFM,
+    GRU4Rec,
     NeuMF,
     Recommender,
+    SASRec,
     TwoTower,
     WideDeep,
     available_models,
@@ -29,13 +32,16 @@ from tfrec.models import (
 from tfrec.training import fit
 
 CLASSES = {
+    "bert4rec": BERT4Rec,
     "dcn": DCN,
     "deepfm": DeepFM,
     "ffm": FFM,
     "fm": FM,
     "gmf": GMF,
+    "gru4rec": GRU4Rec,
     "ncf_mlp": NCFMLP,
     "neumf": NeuMF,
+    "sasrec": SASRec,
     "two_tower": TwoTower,
     "wide_deep": WideDeep,
 }

@@ -11,7 +11,7 @@ from tfrec.features.encoders import CategoricalEncoder
 from tfrec.features.inputs import ModelInputs
 from tfrec.features.towers import Tower
 from tfrec.models import TwoTower, build_model
-from tfrec.tasks import FrequencyEstimator, InBatchSoftmax
+from tfrec.tasks import InBatchSoftmax
 from tfrec.training import fit
 
 T = 0.5
@@ -124,18 +124,6 @@ def test_mixed_negatives_with_log_q_need_the_catalogue_size():
     features = batch(label=tf.constant([1.0, 0.0, 1.0, 1.0]), movie_probability=tf.ones([4]))
     with pytest.raises(ValueError, match="Received: catalogue_size=None"):
         m.compute_loss(features)
-
-
-def test_frequency_estimator_follows_the_streaming_recurrence():
-    estimator = FrequencyEstimator(num_buckets=4096, alpha=0.5)
-    ids = tf.constant(["a", "b"])
-    assert len(set(estimator.buckets(ids).numpy().tolist())) == 2
-    estimator(ids, training=True)  # step 1: both seen first, gap = 1
-    estimator(tf.constant(["a"]), training=True)  # step 2: a's gap 0.5 * 1 + 0.5 * 1 = 1
-    got = estimator(ids, training=True).numpy()  # step 3: b's gap 0.5 * 1 + 0.5 * 2 = 1.5
-    np.testing.assert_allclose(got, [1.0, 1 / 1.5], rtol=1e-6)
-    np.testing.assert_allclose(estimator(ids).numpy(), got)  # reading does not update
-    assert int(estimator.step.numpy()) == 3
 
 
 def test_streaming_log_q_uses_the_estimator():

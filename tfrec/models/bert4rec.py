@@ -13,28 +13,18 @@ import tensorflow as tf
 
 from tfrec.layers import SequenceTransformer
 from tfrec.models.registry import register_model
-from tfrec.models.sequential import (
-    SequentialRecommender,
-    catalogue_size,
-    sequence_task,
-    sequence_towers,
-)
+from tfrec.models.sequential import SEQUENCE_DEFAULTS, SEQUENCE_TRAIN, SequentialRecommender
 
 
 @register_model(
     "bert4rec",
-    train={"batch_size": 128, "learning_rate": 1e-3, "epochs": 200, "patience": 10},
+    train=SEQUENCE_TRAIN,
     embedding_dim=64,
     num_blocks=2,
     num_heads=2,
     dropout=0.2,
     mask_probability=0.2,
-    history_length=50,
-    loss="softmax",
-    loss_negatives=256,
-    calibration=0.75,
-    side_features=(),
-    l2=0.0,
+    **SEQUENCE_DEFAULTS,
 )
 @tf.keras.utils.register_keras_serializable(package="tfrec")
 class BERT4Rec(SequentialRecommender):
@@ -102,8 +92,7 @@ class BERT4Rec(SequentialRecommender):
     def from_data(cls, data, embedding_dim, num_blocks, num_heads, dropout, mask_probability,
                   history_length, loss, loss_negatives, calibration, side_features, l2):  # fmt: skip
         """BERT4Rec on the users' item sequences of `data`."""
-        towers = sequence_towers(data, embedding_dim, history_length, side_features)
-        task = sequence_task(loss, catalogue_size(data), loss_negatives, calibration)
-        return cls(*towers, num_blocks=num_blocks, num_heads=num_heads, dropout=dropout,
-                   mask_probability=mask_probability, task=task,
-                   history_length=history_length, l2=l2)  # fmt: skip
+        shared = (history_length, loss, loss_negatives, calibration, side_features, l2)
+        return cls.build(data, embedding_dim, *shared, num_blocks=num_blocks,
+                         num_heads=num_heads, dropout=dropout,
+                         mask_probability=mask_probability)  # fmt: skip

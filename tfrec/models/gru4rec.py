@@ -12,26 +12,16 @@ import tensorflow as tf
 
 from tfrec.models.deepfm import check_units
 from tfrec.models.registry import register_model
-from tfrec.models.sequential import (
-    SequentialRecommender,
-    catalogue_size,
-    sequence_task,
-    sequence_towers,
-)
+from tfrec.models.sequential import SEQUENCE_DEFAULTS, SEQUENCE_TRAIN, SequentialRecommender
 
 
 @register_model(
     "gru4rec",
-    train={"batch_size": 128, "learning_rate": 1e-3, "epochs": 200, "patience": 10},
+    train=SEQUENCE_TRAIN,
     embedding_dim=64,
     gru_units=(128,),
     dropout=0.2,
-    history_length=50,
-    loss="softmax",
-    loss_negatives=256,
-    calibration=0.75,
-    side_features=(),
-    l2=0.0,
+    **SEQUENCE_DEFAULTS,
 )
 @tf.keras.utils.register_keras_serializable(package="tfrec")
 class GRU4Rec(SequentialRecommender):
@@ -84,7 +74,5 @@ class GRU4Rec(SequentialRecommender):
     def from_data(cls, data, embedding_dim, gru_units, dropout, history_length, loss,
                   loss_negatives, calibration, side_features, l2):  # fmt: skip
         """GRU4Rec on the users' item sequences of `data`."""
-        towers = sequence_towers(data, embedding_dim, history_length, side_features)
-        task = sequence_task(loss, catalogue_size(data), loss_negatives, calibration)
-        return cls(*towers, gru_units=gru_units, dropout=dropout, task=task,
-                   history_length=history_length, l2=l2)  # fmt: skip
+        shared = (history_length, loss, loss_negatives, calibration, side_features, l2)
+        return cls.build(data, embedding_dim, *shared, gru_units=gru_units, dropout=dropout)

@@ -30,6 +30,20 @@ from tfrec.models.base import Recommender, freeze_first_order, take
 from tfrec.tasks import CatalogueSoftmax, SampledBCE
 
 LOSSES = ("softmax", "sampled_softmax", "bce", "gbce")
+SEQUENCE_DEFAULTS = {
+    "history_length": 50,
+    "loss": "softmax",
+    "loss_negatives": 256,
+    "calibration": 0.75,
+    "side_features": (),
+    "l2": 0.0,
+}
+"""Registry defaults every sequential model shares (each adds its own backbone settings):
+50 positions, full softmax; ``loss_negatives`` is used by "sampled_softmax", "bce" (1 is the
+original SASRec) and "gbce"; ``calibration`` is gSASRec's t."""
+SEQUENCE_TRAIN = {"batch_size": 128, "learning_rate": 1e-3, "epochs": 200, "patience": 10}
+"""Training settings of the sequential models: batches of 128 windows (each holds up to
+`history_length` targets), Adam 1e-3, early stopping with patience 10."""
 SIDE_FEATURES = {
     "movie_genres": lambda: MultiCategorical("movie_genres", padding="-1"),
     "movie_title": lambda: Text("movie_title", min_count=2),
@@ -109,6 +123,15 @@ class SequentialRecommender(Recommender):
             raise TypeError(f"{type(self).__name__} has no self-attention to show.")
         out = self.query_tower(features)
         return encoder.attention_maps(out["sequence"], out["sequence_mask"])
+
+    @classmethod
+    def build(cls, data, embedding_dim, history_length, loss, loss_negatives, calibration,
+              side_features, l2, **backbone):  # fmt: skip
+        """The model on `data`'s item sequences with the shared settings (`SEQUENCE_DEFAULTS`)
+        and the subclass's own `backbone` settings; what each ``from_data`` calls."""
+        towers = sequence_towers(data, embedding_dim, history_length, side_features)
+        task = sequence_task(loss, catalogue_size(data), loss_negatives, calibration)
+        return cls(*towers, task=task, history_length=history_length, l2=l2, **backbone)
 
     def backbone(self, sequence, mask, training=False):
         """``[B, L, k]`` item embeddings and their ``[B, L]`` mask -> ``[B, L, k]`` states."""

@@ -33,6 +33,21 @@ def check_vectors(vectors, name: str = "vectors") -> np.ndarray:
     return array
 
 
+def check_ids(ids, size: int) -> np.ndarray | None:
+    """Optional item ids as an array with one id per indexed vector (object ids as str, so
+    they save without pickle), or a clear ValueError."""
+    if ids is None:
+        return None
+    ids = np.asarray(ids)
+    if ids.dtype.kind == "O":
+        ids = ids.astype(str)
+    if ids.shape != (size,):
+        raise ValueError(
+            f"`ids` must hold one id per indexed vector ({size}). Received: ids.shape={ids.shape}"
+        )
+    return ids
+
+
 def ids_variable(ids, num_items: int):
     """The optional id of each item as a string variable (returned by `serve`), or None."""
     if ids is None:

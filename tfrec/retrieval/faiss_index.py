@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfrec.retrieval.brute_force import check_vectors, staged_directory
+from tfrec.retrieval.brute_force import check_ids, check_vectors, staged_directory
 
 KINDS = ("ivf_flat", "hnsw", "flat")
 _INDEX_FILE = "index.faiss"
@@ -55,14 +55,7 @@ class FaissIndex:
             raise ValueError(f"`kind` must be one of {KINDS}. Received: kind={kind!r}")
         self.index = index
         self.kind = kind
-        self.ids = None if ids is None else np.asarray(ids)
-        if self.ids is not None and self.ids.dtype.kind == "O":
-            self.ids = self.ids.astype(str)  # saved without pickle
-        if self.ids is not None and self.ids.shape != (index.ntotal,):
-            raise ValueError(
-                f"`ids` must hold one id per indexed vector ({index.ntotal}). "
-                f"Received: ids.shape={self.ids.shape}"
-            )
+        self.ids = check_ids(ids, index.ntotal)
 
     @classmethod
     def build(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfrec.retrieval.brute_force import check_vectors, staged_directory
+from tfrec.retrieval.brute_force import check_ids, check_vectors, staged_directory
 
 METRICS = ("dot", "cosine")
 _SEARCHER_DIR = "searcher"
@@ -137,14 +137,7 @@ class ScannIndex:
         self.settings = dict(settings or {})
         if self.settings.get("threads"):
             searcher.set_num_threads(int(self.settings["threads"]))
-        self.ids = None if ids is None else np.asarray(ids)
-        if self.ids is not None and self.ids.dtype.kind == "O":
-            self.ids = self.ids.astype(str)  # saved without pickle
-        if self.ids is not None and self.ids.shape != (self.size,):
-            raise ValueError(
-                f"`ids` must hold one id per indexed vector ({self.size}). "
-                f"Received: ids.shape={self.ids.shape}"
-            )
+        self.ids = check_ids(ids, self.size)
 
     @classmethod
     def build(
