@@ -6,6 +6,7 @@ is registered under the ``tfrec`` package, so saved models reload without custom
 
 from tfrec.layers.cross import CrossNetwork
 from tfrec.layers.crossed import CrossedCategorical
+from tfrec.layers.dropout import StatelessDropout
 from tfrec.layers.ffm import FieldAwareEmbedding, FieldAwareInteraction
 from tfrec.layers.fm import FactorizationMachine
 from tfrec.layers.linear import LinearTerm
@@ -26,6 +27,7 @@ __all__ = [
     "LinearTerm",
     "MaskedMeanPooling",
     "SequenceTransformer",
+    "StatelessDropout",
     "TransformerBlock",
     "attention_mask",
 ]

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrec.layers._checks import is_positive_int
+from tfrec.layers.dropout import StatelessDropout
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrec")
@@ -119,7 +120,7 @@ class MLP(tf.keras.layers.Layer):
             self._blocks.append(tf.keras.layers.Activation(act, dtype=policy, name=f"act_{i}"))
             if self.dropout > 0.0:
                 self._blocks.append(
-                    tf.keras.layers.Dropout(self.dropout, dtype=policy, name=f"dropout_{i}")
+                    StatelessDropout(self.dropout, dtype=policy, name=f"dropout_{i}")
                 )
         if self.output_units is not None:
             self._blocks.append(
@@ -145,7 +146,7 @@ class MLP(tf.keras.layers.Layer):
     def call(self, x, training=None):
         """Runs the blocks in order; dropout and BatchNorm follow ``training``."""
         for layer in self._blocks:
-            if isinstance(layer, tf.keras.layers.Dropout | tf.keras.layers.BatchNormalization):
+            if isinstance(layer, StatelessDropout | tf.keras.layers.BatchNormalization):
                 x = layer(x, training=training)
             else:
                 x = layer(x)
@@ -180,7 +181,7 @@ class MLP(tf.keras.layers.Layer):
         """Every block after the first Dense, on its pre-activation ``hidden`` ``[N, units]``."""
         x = tf.cast(hidden, self.compute_dtype)
         for layer in self._blocks[1:]:
-            if isinstance(layer, tf.keras.layers.Dropout | tf.keras.layers.BatchNormalization):
+            if isinstance(layer, StatelessDropout | tf.keras.layers.BatchNormalization):
                 x = layer(x, training=training)
             else:
                 x = layer(x)
