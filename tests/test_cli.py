@@ -173,13 +173,145 @@ def test_train_evaluate_export_as_of_test_recommend(local_data, tmp_path, capsys
     assert lines[0] == "Top 3 for user 1:" and len(lines) == 4
     assert lines[1].startswith("  1. Movie ") and f"(movie {ids[0, 0]}," in lines[1]
 
+    # k beyond the catalogue (once wrapped around in int32): clipped, said, only real rows.
+    for k in ("100000", "4294967298"):
+        assert cli.main([*recommend[:-1], k]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0] == (
+            f"k={int(k):,} is more than the 60 movies in the catalogue: showing at most 60."
+        )
+        unseen = int((ids[0] != "").sum())
+        assert lines[1] == f"Top {unseen} for user 1:" and len(lines) == unseen + 2
+        assert all(line.strip() for line in lines)
+
 
 def test_errors_are_short_and_name_the_problem(local_data, capsys, tmp_path):
     assert cli.main(["train", "nope", *local_data, "--output", str(tmp_path / "x")]) == 2
     assert "Received: model='nope'" in capsys.readouterr().err
-    assert cli.main(["evaluate", "--model-dir", str(tmp_path / "missing")]) == 2
+    assert cli.main(["evaluate", "--model-dir", str(tmp_path / "missing")]) == 1  # a failure
     assert "tfrec train deepfm" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="--set expects name=value"):
-        cli.main(["train", "deepfm", "--set", "novalue"])
-    with pytest.raises(SystemExit, match="Config file not found"):
-        cli.main(["train", "deepfm", "--config", str(tmp_path / "none.json")])
+    assert cli.main(["train", "deepfm", "--set", "novalue"]) == 2
+    assert "--set expects name=value" in capsys.readouterr().err
+    assert cli.main(["train", "deepfm", "--config", str(tmp_path / "none.json")]) == 2
+    assert "Config file not found" in capsys.readouterr().err
+
+
+def _config(tmp_path, content: bytes) -> str:
+    path = tmp_path / "config.json"
+    path.write_bytes(content)
+    return str(path)
+
+
+USAGE_ERRORS = {  # issue 14, finding 8: argv -> what the one-line message must say
+    "--set of the wrong type": (
+        ["--set", "dnn_units=oops"],
+        "dnn_units must be a list of positive integers. Received: 'oops' (from --set). "
+        "Fix: e.g. dnn_units=[400,400,400]",
+    ),
+    "--set list of non-positive": (
+        ["--set", "dnn_units=[64,0]"],
+        "dnn_units must be a list of positive integers. Received: [64, 0]",
+    ),
+    "--set bool for an int": (
+        ["--set", "epochs=true"],
+        "epochs must be an integer. Received: True",
+    ),
+    "--set string for a number": (["--set", "dropout=high"], "dropout must be a number"),
+    "--set unknown name": (["--set", "dropuot=0.1"], "Unknown setting(s) ['dropuot']"),
+    "--set without a name": (["--set", "=3"], "--set expects name=value"),
+    "config not an object": (
+        ["--config", b'[{"embedding_dim": 8}]'],
+        "must hold a JSON object of settings",
+    ),
+    "config not UTF-8": (
+        ["--config", b'{\n  "note": "caf\xe9"\n}'],
+        "is not UTF-8 text: byte 0xe9 at line 2, column 15",
+    ),
+    "config not JSON": (["--config", b'{"epochs": 3,}'], "is not valid JSON"),
+    "config with a bad value": (["--config", b'{"batch_size": "big"}'], "batch_size must be"),
+    "unknown variant": (["--variant", "2m"], "Unknown --variant. Received: '2m'"),
+    "local source without a path": (["--source", "local"], "--source local needs --path"),
+}
+
+
+@pytest.mark.parametrize("case", list(USAGE_ERRORS))
+def test_usage_errors_exit_2_with_one_clear_line(case, fake_train, tmp_path, capsys):
+    extra, expected = USAGE_ERRORS[case]
+    extra = [_config(tmp_path, a) if isinstance(a, bytes) else a for a in extra]
+    assert cli.main(["train", "deepfm", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tfrec: error: ") and expected in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    if case.startswith("config"):
+        assert str(tmp_path / "config.json") in err  # names the file
+    assert fake_train == []  # nothing ran
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["recommend", "--user", "1", "--k", "-1"],
+        ["recommend", "--user", "1", "--k", "true"],
+        ["recommend", "--user", "1", "--k", "2.5"],
+        ["train", "deepfm", "--epochs", "0"],
+        ["train", "deepfm", "--bogus"],
+        ["export", "--as-of", "tomorrow"],
+    ],
+    ids=" ".join,
+)
+def test_bad_flags_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
+
+
+def test_a_bad_export_name_is_a_usage_error(capsys, tmp_path):
+    assert cli.main(["export", "--model-dir", str(tmp_path), "--name", "a/b"]) == 2
+    assert "--name: `name` must be letters" in capsys.readouterr().err
+
+
+def test_failures_exit_1_with_a_clean_message(monkeypatch, local_data, tmp_path, capsys):
+    import errno
+
+    import tfrec.data
+    from tfrec.data import FetchError
+
+    def unreachable(*args, **kwargs):
+        raise FetchError("Could not download ml-100k: connection refused. Fix: retry later.")
+
+    monkeypatch.setattr(tfrec.data, "load_movielens", unreachable)
+    assert cli.main(["data", "fetch"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err == "tfrec: error: Could not download ml-100k: connection refused. Fix: retry later.\n"
+    )
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "cache"))
+
+    monkeypatch.setattr(tfrec.data, "load_movielens", disk_full)
+    assert cli.main(["data", "fetch"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"tfrec: error: No space left on device: {tmp_path / 'cache'}\n"
+    monkeypatch.undo()
+
+    # A local source that does not exist, a missing run, a corrupt export.
+    missing = ["--source", "local", "--path", str(tmp_path / "nowhere")]
+    assert cli.main(["data", "fetch", *missing, "--data-dir", str(tmp_path / "c")]) == 1
+    assert "nowhere" in capsys.readouterr().err
+    assert cli.main(["export", "--model-dir", str(tmp_path / "no-run")]) == 1
+    assert "No trained run" in capsys.readouterr().err
+    corrupt = tmp_path / "saved_models" / "deepfm" / "1"
+    corrupt.mkdir(parents=True)
+    (corrupt / "saved_model.pb").write_bytes(b"\x00not a protobuf")
+    argv = ["recommend", "--user", "1", "--model", str(corrupt.parent)]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tfrec: error: ") and "Traceback" not in err
+    # --debug (before or after the subcommand) adds the traceback, same exit status.
+    for debug in (["--debug", *argv], [*argv, "--debug"]):
+        assert cli.main(debug) == 1
+        err = capsys.readouterr().err
+        assert "Traceback (most recent call last)" in err and "tfrec: error: " in err

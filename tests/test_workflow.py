@@ -10,6 +10,9 @@ import tfrec  # noqa: F401  # isort: skip
 import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -150,6 +153,19 @@ def test_save_run_replaces_a_run_and_leaves_no_temporary_directory(
     loaded, split, meta = load_run(run)
     assert split is data and meta["metrics"] == {"full_hr@10": 0.2}
     assert meta["model"] == "deepfm" and meta["train"] == {"epochs": 2}
+
+
+def test_saving_a_run_removes_staging_of_killed_runs_only(model, data, tmp_path, from_source):
+    # Issue 14, finding 11: a run killed while saving leaves ".tmp-<pid>-<name>" behind.
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a process that is gone
+    then = time.time() - 7200
+    killed, live = tmp_path / f".tmp-{child.pid}-run", tmp_path / f".tmp-{os.getppid()}-other"
+    for path in (killed, live):
+        (path / "weights").mkdir(parents=True)
+        os.utime(path, (then, then))
+    _run(model, data, tmp_path / "run", {"full_hr@10": 0.1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "run"])
 
 
 def test_a_failure_at_the_final_rename_keeps_the_previous_run(

@@ -14,6 +14,12 @@ Hyperparameters and training settings come from a preset (`--preset`), a JSON co
 `--set dnn_units=[128,64]`); later sources win. Every default lives in the model registry
 (`tfrec models` prints them): training settings are the keys of `TRAIN_DEFAULTS`, everything
 else is a hyperparameter of the model.
+
+Errors print one line, ``tfrec: error: <what, the value received, the fix>``, without a
+traceback (add ``--debug`` for it). Exit status: 0 on success; 2 for a usage error, found
+before any work starts (a bad flag, a ``--set`` value of the wrong type, a config file that
+is not a UTF-8 JSON object, an unknown model, preset or setting); 1 when the command ran and
+failed (data that cannot be fetched, a missing run directory, a corrupt export, ...).
 """
 
 from __future__ import annotations
@@ -21,31 +27,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 
-
-def _parse_sets(items: list[str]) -> dict:
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise SystemExit(f"--set expects name=value. Received: --set {item!r}")
-        name, value = item.split("=", 1)
-        try:
-            out[name.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[name.strip()] = value
-    return out
-
-
-def _load_config(path: str | None) -> dict:
-    if not path:
-        return {}
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise SystemExit(f"Config file not found. Received: --config {path}") from None
-    except json.JSONDecodeError as err:
-        raise SystemExit(f"Config file {path} is not valid JSON: {err}") from None
+from tfrec._cli_args import (
+    UsageError,
+    check_settings,
+    data_source,
+    k_value,
+    load_config,
+    parse_sets,
+    positive_int,
+)
 
 
 def _split_settings(settings: dict) -> tuple[dict, dict]:
@@ -60,7 +53,7 @@ def _split_settings(settings: dict) -> tuple[dict, dict]:
 def cmd_data_fetch(args) -> None:
     from tfrec.data import leave_one_out, load_movielens
 
-    ml = load_movielens(args.variant, source=args.source, data_dir=args.data_dir, path=args.path)
+    ml = load_movielens(**data_source(args))
     split = leave_one_out(ml.ratings)
     print(
         f"MovieLens {ml.variant} (source: {ml.source}): {ml.num_users:,} users, "
@@ -76,29 +69,29 @@ def cmd_train(args) -> None:
 
     model, settings = args.model, {}
     if args.preset:
-        chosen = preset(args.preset)
+        try:
+            chosen = preset(args.preset)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
         if model not in (None, chosen.model):
-            raise ValueError(
+            raise UsageError(
                 f"Preset {args.preset!r} trains {chosen.model!r}. Received: model={model!r}. "
                 "Fix: drop the model name or the preset."
             )
         model, settings = chosen.model, {**chosen.hparams, **chosen.train}
     if model is None:
-        raise ValueError("Name a model (e.g. `tfrec train deepfm`) or a --preset.")
-    settings.update(_load_config(args.config))
-    settings.update(_parse_sets(args.set))
+        raise UsageError("Name a model (e.g. `tfrec train deepfm`) or a --preset.")
+    config, sets = load_config(args.config), parse_sets(args.set)
+    check_settings(model, config, f"in config file {args.config}")
+    check_settings(model, sets, "from --set")
+    settings.update(config)
+    settings.update(sets)
     for flag in ("epochs", "batch_size", "learning_rate"):
         if getattr(args, flag) is not None:
             settings[flag] = getattr(args, flag)
     train_cfg, model_hp = _split_settings(settings)
     output = Path(args.output or f"runs/{model}")
-    source = {
-        "variant": args.variant,
-        "source": args.source,
-        "data_dir": args.data_dir,
-        "path": args.path,
-    }
-    result = workflow.train(model, source, model_hp, train_cfg, output)
+    result = workflow.train(model, data_source(args), model_hp, train_cfg, output)
     print(workflow.format_results({model: result.metrics}))
     print(f"saved to {output}")
 
@@ -111,6 +104,13 @@ def cmd_evaluate(args) -> None:
 
 def cmd_export(args) -> None:
     from tfrec import workflow
+    from tfrec.serving.export import check_name
+
+    if args.name is not None:
+        try:
+            check_name(args.name)
+        except ValueError as err:
+            raise UsageError(f"--name: {err}") from None
 
     path = workflow.export_run(
         Path(args.model_dir), base_dir=Path(args.base_dir), name=args.name, as_of=args.as_of
@@ -135,7 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfrec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
+    # Accepted after the subcommand too; SUPPRESS keeps a --debug given before it.
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="same")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name, help):
+        return sub.add_parser(name, help=help, parents=[debug])
 
     def data_args(p):
         p.add_argument("--variant", default="100k", help="100k, 1m, 20m, 25m or latest-small")
@@ -143,32 +150,32 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", help="cache root (default $TFREC_DATA_DIR or ~/.cache/tfrec)")
         p.add_argument("--path", help="with --source local: a directory or zip you already have")
 
-    data = sub.add_parser("data", help="fetch and inspect MovieLens").add_subparsers(
+    data = command("data", "fetch and inspect MovieLens").add_subparsers(
         dest="data_command", required=True
     )
     fetch = data.add_parser(
-        "fetch", help="download MovieLens (or reuse the cache) and summarise it"
+        "fetch", help="download MovieLens (or reuse the cache) and summarise it", parents=[debug]
     )
     data_args(fetch)
     fetch.set_defaults(func=cmd_data_fetch)
 
-    train = sub.add_parser("train", help="train a model on the leave-one-out split")
+    train = command("train", "train a model on the leave-one-out split")
     train.add_argument("model", nargs="?", help="model name, e.g. deepfm (see `tfrec models`)")
     train.add_argument("--preset", help="a tuned configuration (see `tfrec models`)")
     data_args(train)
     train.add_argument("--config", help="JSON file of hyperparameters and training settings")
     train.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one setting")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int, dest="batch_size")
+    train.add_argument("--epochs", type=positive_int)
+    train.add_argument("--batch-size", type=positive_int, dest="batch_size")
     train.add_argument("--learning-rate", type=float, dest="learning_rate")
     train.add_argument("--output", help="run directory (default runs/<model>)")
     train.set_defaults(func=cmd_train)
 
-    evaluate = sub.add_parser("evaluate", help="sampled and full ranking metrics of a trained run")
+    evaluate = command("evaluate", "sampled and full ranking metrics of a trained run")
     evaluate.add_argument("--model-dir", default="runs/deepfm")
     evaluate.set_defaults(func=cmd_evaluate)
 
-    export = sub.add_parser("export", help="export a trained run for TF Serving")
+    export = command("export", "export a trained run for TF Serving")
     export.add_argument("--model-dir", default="runs/deepfm")
     export.add_argument("--base-dir", default="saved_models")
     export.add_argument("--name", help="model name under base-dir (default: the run's model)")
@@ -180,17 +187,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(func=cmd_export)
 
-    rec = sub.add_parser("recommend", help="top-k movies for a user from an exported model")
+    rec = command("recommend", "top-k movies for a user from an exported model")
     rec.add_argument("--user", required=True, help="MovieLens user id, e.g. 196")
-    rec.add_argument("--k", type=int, default=10)
+    rec.add_argument(
+        "--k", type=k_value, default=10, help="number of movies (clipped to the catalogue size)"
+    )
     rec.add_argument("--model", default="saved_models/deepfm", help="model dir or version dir")
     rec.set_defaults(func=cmd_recommend)
 
-    models = sub.add_parser("models", help="list the registered models and their defaults")
+    models = command("models", "list the registered models and their defaults")
     models.set_defaults(func=cmd_models)
 
-    run = sub.add_parser("run", help="the `make run` job: train, evaluate, export, recommend")
-    run.add_argument("--epochs", type=int, default=None)
+    run = command("run", "the `make run` job: train, evaluate, export, recommend")
+    run.add_argument("--epochs", type=positive_int, default=None)
     run.add_argument("--base-dir", default="saved_models")
     run.add_argument("--user", default="196")
     run.set_defaults(func=cmd_run)
@@ -210,13 +219,30 @@ def cmd_models(args) -> None:
         print(f"  {name}: {chosen.model} {json.dumps(settings)}")
 
 
+def _message(error: BaseException) -> str:
+    """One line for the user: the exception's own message (tfrec's name field, value and fix)."""
+    from tfrec.data import FetchError
+
+    if isinstance(error, UsageError | FetchError | ValueError | TypeError):
+        return str(error)
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])
+    if isinstance(error, OSError):  # FileNotFoundError("No trained run at ...") or errno ones
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror}{where}" if error.strerror else str(error)
+    return f"{type(error).__name__}: {error} (run with --debug for the traceback)"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Runs one command; returns the exit status (2 usage error, 1 failure, 0 success)."""
+    args = build_parser().parse_args(argv)  # a bad flag exits with status 2 here
     try:
         args.func(args)
-    except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
-        print(f"tfrec: error: {err}", file=sys.stderr)
-        return 2
+    except Exception as error:  # one error path: a clear line, a traceback only with --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"tfrec: error: {_message(error)}", file=sys.stderr)
+        return 2 if isinstance(error, UsageError) else 1
     return 0
 
 

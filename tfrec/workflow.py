@@ -5,7 +5,9 @@ code from it: ``model.json`` (the model's Keras config; only tfrec's registered 
 Keras' built-in preprocessing, embedding and dense layers are accepted), ``weights/`` (a
 TensorFlow checkpoint: tensors only) and ``run.json`` (model name, data variant and source,
 hyperparameters, training settings, metrics, history). The data split is recomputed from the
-variant, deterministically, instead of being stored. Run directories are replaced atomically.
+variant, deterministically, instead of being stored. Run directories are replaced atomically;
+staging folders of killed runs (``.tmp-<pid>-*`` next to the run, their process gone) are
+removed by the next `save_run` into the same parent directory.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from tfrec._staging import clean_stale, staging_prefix
 from tfrec.baselines import Popularity
 from tfrec.data import SplitData, load_movielens
 from tfrec.evaluation import evaluate, evaluate_model, format_table
@@ -114,7 +117,8 @@ def save_run(result: TrainResult, output: Path, name, source: dict, model_hp, tr
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     recover_run(output)
-    staging = output.parent / f".tmp-{output.name}-{os.getpid()}"
+    clean_stale(output.parent)
+    staging = output.parent / f"{staging_prefix()}{output.name}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir()
@@ -250,15 +254,26 @@ def export_run(run_dir: Path, base_dir: Path, name: str | None = None, as_of="al
 
 
 def recommend_lines(model_path: Path, user: str, k: int) -> list[str]:
-    """`tfrec recommend`: printable top-k lines from an exported SavedModel."""
+    """`tfrec recommend`: printable top-k lines from an exported SavedModel.
+
+    A `k` beyond the catalogue is clipped to its size, with a line saying so; only real rows
+    are printed (slots beyond the user's unseen movies come back empty and are skipped).
+    """
     from tfrec.serving import load_recommender
 
     recommend = load_recommender(model_path)
+    lines = []
+    if k > recommend.catalogue_size:
+        lines.append(
+            f"k={k:,} is more than the {recommend.catalogue_size:,} movies in the catalogue: "
+            f"showing at most {recommend.catalogue_size:,}."
+        )
     ids, scores, titles = recommend([str(user)], k)
-    lines = [f"Top {len(ids[0])} for user {user}:"]
-    for rank, (movie, score, title) in enumerate(zip(ids[0], scores[0], titles[0], strict=True), 1):
-        if movie:
-            lines.append(f"{rank:3d}. {title}  (movie {movie}, score {float(score):.3f})")
+    found = ids[0] != ""
+    lines.append(f"Top {int(found.sum())} for user {user}:")
+    rows = zip(ids[0][found], scores[0][found], titles[0][found], strict=True)
+    for rank, (movie, score, title) in enumerate(rows, 1):
+        lines.append(f"{rank:3d}. {title}  (movie {movie}, score {float(score):.3f})")
     return lines
 
 

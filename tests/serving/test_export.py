@@ -1,6 +1,10 @@
 """Versioned, atomic exports, models.config, model names, and held-out (``as_of``) exports."""
 
 import tfrec  # noqa: F401  # isort: skip
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +129,39 @@ def test_failure_in_a_new_model_dir_removes_it(model, data, tmp_path, monkeypatc
     with pytest.raises(OSError, match="no space"):
         export_model(model, data, base_dir=tmp_path, name="fresh")
     assert _listing(tmp_path) == []
+
+
+def _left_behind(path, pid, directory=True):
+    """A staging entry made by process `pid` two hours ago."""
+    path.mkdir() if directory else path.write_text("partial")
+    then = time.time() - 7200
+    os.utime(path, (then, then))
+    return path
+
+
+def test_an_export_removes_what_killed_exports_left_but_not_live_staging(
+    model, data, tmp_path, monkeypatch, untraced
+):
+    # Issue 14, finding 11: killed exports leave hidden staging folders (a whole SavedModel
+    # each). The next export removes those whose process is gone; a live export's stays.
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a process that is gone
+    (tmp_path / "deepfm" / "2").mkdir(parents=True)
+    _left_behind(tmp_path / "deepfm" / f".tmp-{child.pid}-killed", child.pid)
+    _left_behind(tmp_path / f".tmp-{child.pid}-abc.config", child.pid, directory=False)
+    live = _left_behind(tmp_path / "deepfm" / f".tmp-{os.getppid()}-running", os.getppid())
+    staged = []
+
+    def save(module, directory, signatures):
+        staged.append(Path(directory).name)
+        (Path(directory) / "saved_model.pb").touch()
+
+    monkeypatch.setattr(tf.saved_model, "save", save)
+    path = export_model(model, data, base_dir=tmp_path, name="deepfm", warmup=False)
+    assert path == tmp_path / "deepfm" / "3"
+    assert staged[0].startswith(f".tmp-{os.getpid()}-")  # its own staging names its pid
+    assert _listing(tmp_path / "deepfm") == sorted([live.name, "2", "3"])
+    assert _listing(tmp_path) == ["deepfm", "models.config"]
 
 
 @pytest.mark.parametrize("name", ["", ".hidden", "_x", "a/b", "12 monkeys", "deepfm\n", 7])

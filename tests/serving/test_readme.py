@@ -65,6 +65,12 @@ def test_rest_bodies_run_and_documented_responses_match(blocks, served):
     }
 
 
+def test_the_documented_error_response_is_what_a_refused_body_gets(blocks, served):
+    (documented,) = [json.loads(b) for lang, b, _ in blocks if b.startswith('{"error"')]
+    body = {"signature_name": "recommend", "inputs": {"user_id": ["196"], "k": 2**40}}
+    assert served.rest(body) == documented
+
+
 class _RoutedStub:
     """PredictionServiceStub stand-in: answers from the export under ./saved_models/<name>."""
 

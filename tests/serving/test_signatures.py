@@ -96,6 +96,34 @@ def test_score_features_equals_serving_default_on_joined_features(served, store)
     np.testing.assert_allclose(got, _score(served, users, movies), rtol=1e-6)
 
 
+def test_inputs_are_checked_at_the_signature_boundary_naming_the_input(served, store):
+    # Issue 14, finding 13: mismatched batch sizes used to fail inside the model
+    # ("deep_fm/concat_1"), and NaN / inf features were scored silently.
+    score_features = served.signatures["score_features"]
+    specs = score_features.structured_input_signature[1]
+    joined = store.join({"user_id": tf.constant(["196", "7"]), "movie_id": tf.constant(["1", "2"])})
+    features = {k: tf.cast(joined[k], specs[k].dtype) for k in specs}
+    assert np.isfinite(score_features(**features)["score"].numpy()).all()
+    for name in ("bucketized_user_age", "recent_movie_ids", "movie_id"):
+        short = dict(features, **{name: features[name][:1]})
+        with pytest.raises(tf.errors.InvalidArgumentError) as info:
+            score_features(**short)
+        message = info.value.message
+        assert f"input `{name}` has] [1] [rows but `user_id` has] [2]" in message, message
+        assert "concat" not in message
+    for bad in (float("inf"), -float("inf")):
+        age = dict(features, bucketized_user_age=tf.constant([25.0, bad]))
+        with pytest.raises(tf.errors.InvalidArgumentError) as info:
+            score_features(**age)
+        assert "input `bucketized_user_age` must not be inf or -inf" in info.value.message
+        assert f"Received:] [{bad}]" in info.value.message
+    # NaN is tfrec's "missing" value (the store's row for unknown users): a defined score.
+    missing = dict(features, bucketized_user_age=tf.constant([25.0, float("nan")]))
+    assert np.isfinite(score_features(**missing)["score"].numpy()).all()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="input `movie_id` has"):
+        _score(served, ["1"], ["1", "2"])
+
+
 def test_k_is_chosen_per_request_and_clipped_to_the_catalogue(served, movielens):
     num_movies = movielens.num_movies
     for k in (0, 1, 3, 17):

@@ -22,7 +22,8 @@ def test_warmup_records_parse_as_prediction_logs_and_run(exports, served):
         assert log.WhichOneof("log_type") == "predict_log"
         logs.append(log)
     names = [log.predict_log.request.model_spec.signature_name for log in logs]
-    assert sorted(names) == sorted(SIGNATURES)
+    # One per signature: SIGNATURES plus recommend_sequence (the model reads histories).
+    assert sorted(names) == sorted(served.signatures) == sorted([*SIGNATURES, "recommend_sequence"])
     assert [log.SerializeToString() for log in read_warmup(exports.popular)] == [
         log.SerializeToString() for log in logs
     ]
@@ -30,7 +31,8 @@ def test_warmup_records_parse_as_prediction_logs_and_run(exports, served):
         request = log.predict_log.request
         assert request.model_spec.name == "deepfm"
         response = served.grpc(request)
-        batch = tf.make_ndarray(request.inputs["user_id"]).shape[0]
+        first = "user_id" if "user_id" in request.inputs else "movie_ids"
+        batch = tf.make_ndarray(request.inputs[first]).shape[0]
         for name, proto in response.outputs.items():
             assert tf.make_ndarray(proto).shape[0] == batch, name
     k = tf.make_ndarray(logs[names.index("recommend")].predict_log.request.inputs["k"])

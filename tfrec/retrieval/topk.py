@@ -53,13 +53,25 @@ def padded_top_k(scores: tf.Tensor, items: tf.Tensor | None, k: tf.Tensor):
 
 
 def check_k(k: tf.Tensor, name: str = "k") -> tf.Tensor:
-    """`k` as int32 with a graph assertion that it is >= 0 (a clear error at query time)."""
-    k = tf.cast(k, tf.int32)
-    check = tf.debugging.assert_non_negative(
-        k, message=f"`{name}` must be >= 0 (the number of results per query)"
-    )
-    with tf.control_dependencies([check]):
-        return tf.identity(k)
+    """`k` as int32 with graph assertions that it is >= 0 and, for wider types, that it fits in
+    int32 (checked before the cast, which would wrap 2**32 + 2 around to 2): a clear error at
+    query time, e.g. "`k` must be >= 0 (the number of results per query). Received: k= -1"."""
+    k = tf.convert_to_tensor(k)
+    checks = [
+        tf.debugging.Assert(
+            k >= 0,
+            [f"`{name}` must be >= 0 (the number of results per query). Received: {name}=", k],
+        )
+    ]
+    if k.dtype != tf.int32:
+        checks.append(
+            tf.debugging.Assert(
+                k <= tf.cast(tf.int32.max, k.dtype),
+                [f"`{name}` must be at most {tf.int32.max} (int32). Received: {name}=", k],
+            )
+        )
+    with tf.control_dependencies(checks):
+        return tf.identity(tf.cast(k, tf.int32))
 
 
 def search_outputs(scores: tf.Tensor, items: tf.Tensor, ids: tf.Tensor | None) -> dict:

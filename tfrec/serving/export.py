@@ -4,8 +4,9 @@ TF Serving polls ``<base_path>/<model>/`` and loads the highest integer-named ve
 directory it finds, possibly while the directory is still being written. `export_model`
 therefore writes each version into a hidden temporary directory next to the versions (a
 name TF Serving ignores) and renames it to ``<max existing + 1>`` only once the SavedModel
-and its warmup requests are complete; on any error nothing is left behind. It then rewrites
-``<base_dir>/models.config``, the ``model_config_list`` that serves every exported model from
+and its warmup requests are complete; on any error nothing is left behind, and the staging
+folders of exports that were killed (``.tmp-<pid>-*``, their process gone, older than an hour)
+are removed by the next export (`tfrec._staging`). It then rewrites ``<base_dir>/models.config``, the ``model_config_list`` that serves every exported model from
 one server (``--model_config_file``).
 """
 
@@ -22,6 +23,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from tfrec._staging import clean_stale, staging_prefix
 from tfrec.data.splitdata import SplitData
 from tfrec.features.inputs import feature_store
 from tfrec.serving.catalogue import build_catalogue
@@ -29,7 +31,6 @@ from tfrec.serving.module import RecommenderModule
 from tfrec.serving.warmup import warmup_logs, write_warmup
 
 MODELS_CONFIG = "models.config"
-TEMP_PREFIX = ".tmp-"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _VERSION = re.compile(r"[0-9]+")
 
@@ -92,7 +93,7 @@ def write_models_config(base_dir, serving_root: str = "/models") -> pathlib.Path
     """(Re)writes ``<base_dir>/models.config`` atomically (temp file, then os.replace)."""
     base_dir = pathlib.Path(base_dir)
     text = models_config_text(base_dir, serving_root)
-    fd, partial = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".config", dir=base_dir)
+    fd, partial = tempfile.mkstemp(prefix=staging_prefix(), suffix=".config", dir=base_dir)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
@@ -104,7 +105,8 @@ def write_models_config(base_dir, serving_root: str = "/models") -> pathlib.Path
     return base_dir / MODELS_CONFIG
 
 
-def _check_name(name) -> None:
+def check_name(name) -> None:
+    """Raises ValueError unless `name` is a valid model directory and TF Serving model name."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(
             "`name` must be letters, digits, '_' or '-', not starting with '_' or '-' "
@@ -175,7 +177,7 @@ def export_model(
     Returns:
       The new version directory, e.g. ``saved_models/deepfm/3``.
     """
-    _check_name(name)
+    check_name(name)
     module = recommender_module(model, data, as_of, cold_start)
     return export_module(module, base_dir, name, warmup, serving_root)
 
@@ -191,12 +193,14 @@ def export_module(
     to a hidden temporary directory, renamed to its integer version only when complete, and
     ``<base_dir>/models.config`` is then rewritten. Returns the version directory.
     """
-    _check_name(name)
+    check_name(name)
     base_dir = pathlib.Path(base_dir)
     model_dir = base_dir / name
     created = not model_dir.exists()
     model_dir.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=model_dir))
+    clean_stale(base_dir)  # models.config temp files of killed exports
+    clean_stale(model_dir)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=staging_prefix(), dir=model_dir))
     try:
         os.chmod(staging, 0o755)
         tf.saved_model.save(module, str(staging), signatures=module.signatures())

@@ -3,65 +3,53 @@
 No TF Serving binary can be installed everywhere (it is a Docker image or a Debian package),
 yet requests should be checked before deployment. `LocalServing` loads an export with plain
 `tf.saved_model.load` and answers the two Predict forms TF Serving accepts: REST JSON bodies
-(row ``instances`` or columnar ``inputs``, converted to tensors by the signature's dtypes as
-the server does) and gRPC `PredictRequest` protos. `load_recommender` is what
-``tfrec recommend`` calls.
+(row ``instances`` or columnar ``inputs``, converted by the signature's dtypes with the
+server's rules, and refused with its ``{"error": ...}`` response: `tfrec.serving.rest`) and
+gRPC `PredictRequest` protos. `load_recommender` is what ``tfrec recommend`` calls.
 """
 
 from __future__ import annotations
-
-import base64
-import json
 
 import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
+from tfrec.serving import rest
 from tfrec.serving.catalogue import as_strings
 from tfrec.serving.export import latest_export
 
-
-def _unwrap_b64(value):
-    """Replaces TF Serving's ``{"b64": ...}`` binary values by bytes, recursively."""
-    if isinstance(value, dict):
-        if set(value) == {"b64"}:
-            return base64.b64decode(value["b64"])
-        return {key: _unwrap_b64(v) for key, v in value.items()}
-    if isinstance(value, list):
-        return [_unwrap_b64(v) for v in value]
-    return value
+INT32_MAX = 2**31 - 1
 
 
-def _to_json(array: np.ndarray, name: str):
-    if array.dtype.kind in "OS":
-        if name.endswith("_bytes"):
-            encode = np.vectorize(lambda v: {"b64": base64.b64encode(v).decode()}, otypes=[object])
-            return encode(array).tolist() if array.size else array.tolist()
-        return np.char.decode(array.astype(bytes), "utf-8").tolist()
-    return array.tolist()
+def _checked(name: str, value, spec: tf.TensorSpec) -> np.ndarray:
+    """A numpy-like input as an array castable to `spec`'s dtype without loss or wrap-around.
 
-
-def _columnar_inputs(inputs, names: list) -> dict:
-    """``inputs`` of a columnar body: a map by name, or the bare value of a single input."""
-    if isinstance(inputs, dict):
-        return inputs
-    if len(names) != 1:
-        raise ValueError(f"Columnar 'inputs' must be an object keyed by input name: {names}.")
-    return {names[0]: inputs}
-
-
-def _row_inputs(instances, names: list) -> dict:
-    """Stacks row-format ``instances`` into one list per input name."""
-    if not isinstance(instances, list):
-        raise ValueError(f"'instances' must be a list. Received: {type(instances).__name__}")
-    if not all(isinstance(row, dict) for row in instances):
-        if len(names) != 1:
-            raise ValueError(f"Row format with several inputs {names} needs one object per row.")
-        return {names[0]: instances}
-    missing = sorted({k for row in instances for k in set(names) - set(row)})
-    if missing:
-        raise ValueError(f"Every instance needs inputs {names}. Missing: {missing}")
-    return {name: [row[name] for row in instances] for name in names}
+    ``tf.convert_to_tensor(2**40, tf.int32)`` silently wraps (to 0) and ``True`` casts to 1:
+    both are refused here, before any cast.
+    """
+    dtype = spec.dtype
+    if dtype == tf.string:
+        array = np.asarray(value, dtype=object)
+        if array.size and not all(isinstance(v, str | bytes) for v in array.flat):
+            raise ValueError(f"Input '{name}' expects strings. Received: {array.tolist()}")
+        return array
+    array = np.asarray(value)
+    kind = array.dtype.kind
+    if dtype.is_bool and kind == "b":
+        return array
+    if dtype.is_integer and kind in "iu":
+        if array.size and (array.min() < dtype.min or array.max() > dtype.max):
+            raise ValueError(
+                f"Input '{name}' takes {dtype.name} values, from {dtype.min} to {dtype.max}. "
+                f"Received: values from {array.min()} to {array.max()}, which would wrap around."
+            )
+        return array
+    if dtype.is_floating and kind in "iuf":
+        return array
+    raise ValueError(
+        f"Input '{name}' must be {dtype.name}. Received: {array.dtype.name} values "
+        f"{np.array2string(array.ravel()[:5], separator=', ')}"
+    )
 
 
 class LocalServing:
@@ -108,11 +96,7 @@ class LocalServing:
             )
         feeds = {}
         for name, spec in specs.items():
-            value = inputs[name]
-            if cast and spec.dtype == tf.string:
-                value = np.asarray(value, dtype=object)
-                if value.size and not all(isinstance(v, str | bytes) for v in value.flat):
-                    raise ValueError(f"Input '{name}' expects strings. Received: {value.tolist()}")
+            value = _checked(name, inputs[name], spec) if cast else inputs[name]
             tensor = tf.convert_to_tensor(value, dtype=spec.dtype if cast else None)
             if tensor.dtype != spec.dtype:
                 raise ValueError(
@@ -128,27 +112,19 @@ class LocalServing:
         return {name: value.numpy() for name, value in outputs.items()}
 
     def rest(self, body) -> dict:
-        """Answers a REST ``:predict`` body (dict or JSON text) like TF Serving does."""
-        if isinstance(body, str | bytes):
-            body = json.loads(body)
-        signature = body.get("signature_name", "serving_default")
-        if ("instances" in body) == ("inputs" in body):
-            raise ValueError(
-                "A predict body needs exactly one of 'instances' (row format) and 'inputs' "
-                f"(columnar format). Received keys: {sorted(body)}"
-            )
-        names = sorted(self.input_specs(signature))
-        if "inputs" in body:
-            key, inputs = "outputs", _columnar_inputs(_unwrap_b64(body["inputs"]), names)
-        else:
-            key, inputs = "predictions", _row_inputs(_unwrap_b64(body["instances"]), names)
-        columns = {name: _to_json(v, name) for name, v in self.run(signature, inputs).items()}
-        if len(columns) == 1:  # a single output loses its name in both formats
-            return {key: next(iter(columns.values()))}
-        if key == "outputs":
-            return {key: columns}
-        rows = zip(*columns.values(), strict=True)
-        return {key: [dict(zip(columns, row, strict=True)) for row in rows]}
+        """Answers a REST ``:predict`` body (dict or JSON text) like TF Serving does.
+
+        A body TF Serving would refuse, or a request the graph rejects (e.g. ``k < 0``), is
+        answered with ``{"error": "<message naming the input>"}``, as the server does, never
+        by raising.
+        """
+        try:
+            body = rest.parse_body(body)
+            signature = rest.signature_name(body)
+            key, inputs = rest.body_inputs(body, self.input_specs(signature))
+            return rest.response(key, self.run(signature, inputs))
+        except (ValueError, TypeError, RecursionError, tf.errors.OpError) as error:
+            return rest.error_response(error)
 
     def grpc(self, request):
         """Answers a gRPC `PredictRequest` with a `PredictResponse`, like TF Serving's Predict."""
@@ -171,6 +147,9 @@ class ExportedRecommender:
     Args:
       path: A version directory, or a model directory (its latest version is used).
 
+    Attributes:
+      catalogue_size: Number of items the export can recommend (larger k are clipped to it).
+
     Example:
       >>> recommend = ExportedRecommender("saved_models/deepfm")
       >>> movie_ids, scores, titles = recommend(["196", "186"], k=5)
@@ -186,11 +165,18 @@ class ExportedRecommender:
             )
         self._loaded = loaded
         self._recommend = loaded.signatures["recommend"]
+        ids = getattr(loaded, "catalogue_ids", None)
+        self.catalogue_size = int(ids.shape[0]) if ids is not None else INT32_MAX
 
     def __call__(self, user_ids, k: int = 10):
-        """Returns ``(movie_ids, scores, titles)``, numpy ``[B, k']`` with k' = min(k, catalogue)."""
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
+        """Returns ``(movie_ids, scores, titles)``, numpy ``[B, k']`` with k' = min(k, catalogue).
+
+        `k` must be an integer >= 0 (a bool is not); any larger than the catalogue is clipped
+        to its size here, before the int32 cast that would wrap ``2**32 + 2`` around to 2.
+        """
+        if isinstance(k, bool | np.bool_) or not isinstance(k, int | np.integer) or k < 0:
             raise ValueError(f"`k` must be an integer >= 0. Received: k={k!r}")
+        k = min(int(k), self.catalogue_size, INT32_MAX)
         users = as_strings(np.atleast_1d(np.asarray(user_ids)), "user_ids")
         out = self._recommend(
             user_id=tf.constant(np.char.encode(users, "utf-8")), k=tf.constant(k, tf.int32)

@@ -59,6 +59,42 @@ def frozen(encoding):
     return tf.nest.map_structure(lambda t: tf.Variable(t, trainable=False), encoding)
 
 
+def checked_inputs(inputs: dict, signature: str) -> dict:
+    """`inputs` behind graph checks at the signature boundary, with errors naming the input.
+
+    Every input must have the batch size of ``user_id`` (otherwise the mismatch surfaces deep
+    in the model as an error about an internal node such as ``deep_fm/concat_1``), and float
+    features must not be +-inf (it would be scored silently, as an extreme value). NaN stays
+    allowed: it is tfrec's "missing" value (the store's row for unknown users holds it, and
+    numeric encoders give it a bucket of its own, or the training mean). The checks run one
+    after the other, so a request with several faults always reports the same one.
+    """
+    reference = "user_id" if "user_id" in inputs else sorted(inputs)[0]
+    batch = tf.shape(inputs[reference])[0]
+    names = sorted(inputs)
+    checks = []
+
+    def check(condition, data, name):
+        with tf.control_dependencies(checks[-1:]):
+            checks.append(tf.debugging.Assert(condition, data, name=name))
+
+    for name in names:
+        rows = tf.shape(inputs[name])[0]
+        check(tf.equal(rows, batch),
+              [f"{signature}: input `{name}` has", rows, f"rows but `{reference}` has", batch,
+               "rows. Fix: send one row per (user, movie) pair in every input."],
+              f"check_batch_{name}")  # fmt: skip
+    for name in names:
+        if inputs[name].dtype.is_floating:
+            infinite = tf.math.is_inf(inputs[name])
+            check(tf.logical_not(tf.reduce_any(infinite)),
+                  [f"{signature}: input `{name}` must not be inf or -inf (send NaN for a "
+                   "missing value). Received:", tf.boolean_mask(inputs[name], infinite)],
+                  f"check_finite_{name}")  # fmt: skip
+    with tf.control_dependencies(checks[-1:]):
+        return {name: tf.identity(value) for name, value in inputs.items()}
+
+
 def check_model(model) -> None:
     if not isinstance(model, Recommender):
         raise TypeError(
@@ -186,13 +222,15 @@ class RecommenderModule(CatalogueModule):
     @tf.function
     def score_ids(self, user_id, movie_id):
         """Served score of each (user_id, movie_id) pair, side features joined from the store."""
-        features = self.store.join({"user_id": user_id, "movie_id": movie_id})
+        ids = checked_inputs({"user_id": user_id, "movie_id": movie_id}, "serving_default")
+        features = self.store.join(ids)
         return {"score": tf.cast(self.model.score(features), tf.float32)}
 
     @tf.function
     def score_features(self, features):
         """Served score of each pair from explicit side features (users unknown to the store)."""
-        return {"score": tf.cast(self.model.score(dict(features)), tf.float32)}
+        features = checked_inputs(dict(features), "score_features")
+        return {"score": tf.cast(self.model.score(features), tf.float32)}
 
     def _top_k(self, features, exclude, k):
         """Top-k over the encoded catalogue of a block of queries, `exclude` ``[b, N]`` masked."""

@@ -10,6 +10,7 @@ best epoch. Settings and their defaults live in `tfrec.models.TRAIN_DEFAULTS`.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -127,4 +128,5 @@ def fit(model, data: SplitData, callbacks=(), verbose="auto", log_dir=None, chec
     # compute_loss), so weights exist for callbacks, saving and the catalogue scorer.
     zero = tf.constant([0])
     model(inputs.gather(zero, zero, zero if inputs.per_row else None), training=False)
+    verbose = (1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose  # no \r in logs
     return model.fit(ds, epochs=epochs, callbacks=all_callbacks, verbose=verbose)
