@@ -2,6 +2,7 @@
 evaluate -> export (as of test) -> recommend flow end to end on generated MovieLens files."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from tfrec.models import PRESETS, TRAIN_DEFAULTS, available_models, model_defaul
 
 SUBCOMMANDS = {
     ("data", "fetch"): cli.cmd_data_fetch,
+    ("data", "verify"): cli.cmd_data_verify,
     ("models",): cli.cmd_models,
     ("train", "deepfm"): cli.cmd_train,
     ("evaluate",): cli.cmd_evaluate,
@@ -315,3 +317,18 @@ def test_failures_exit_1_with_a_clean_message(monkeypatch, local_data, tmp_path,
         assert cli.main(debug) == 1
         err = capsys.readouterr().err
         assert "Traceback (most recent call last)" in err and "tfrec: error: " in err
+
+
+def test_data_verify_reports_entries_and_fails_on_a_same_size_edit(local_data, capsys):
+    assert cli.main(["data", "fetch", *local_data]) == 0
+    cache = local_data[local_data.index("--data-dir") + 1]
+    capsys.readouterr()
+    assert cli.main(["data", "verify", "--data-dir", cache]) == 0
+    assert "100k" in capsys.readouterr().out
+    ratings = next(p for p in Path(cache).rglob("*") if p.name in ("u.data", "ratings.npz"))
+    data = bytearray(ratings.read_bytes())
+    data[-2] = ord("9") if data[-2] != ord("9") else ord("8")  # same size, other content
+    ratings.write_bytes(bytes(data))
+    assert cli.main(["data", "verify", "--data-dir", cache]) == 1
+    err = capsys.readouterr().err
+    assert str(ratings.name) in err and "sha256" in err.lower()

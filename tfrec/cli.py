@@ -56,11 +56,18 @@ def cmd_data_fetch(args) -> None:
     ml = load_movielens(**data_source(args))
     split = leave_one_out(ml.ratings)
     print(
-        f"MovieLens {ml.variant} (source: {ml.source}): {ml.num_users:,} users, "
+        f"MovieLens {ml.variant} (source: {ml.source_description}): {ml.num_users:,} users, "
         f"{ml.num_movies:,} movies, {ml.num_ratings:,} ratings"
     )
     sizes = " / ".join(f"{len(part['user_index']):,}" for part in split)
     print(f"leave-one-out split (train / valid / test): {sizes}")
+
+
+def cmd_data_verify(args) -> None:
+    from tfrec.data import verify_cache
+
+    for report in verify_cache(args.variant, args.source, data_dir=args.data_dir):
+        print(report)
 
 
 def cmd_train(args) -> None:
@@ -158,6 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data_args(fetch)
     fetch.set_defaults(func=cmd_data_fetch)
+    verify = data.add_parser(
+        "verify",
+        help="re-hash every cached MovieLens file against its manifest (sizes and SHA-256)",
+        parents=[debug],
+    )
+    verify.add_argument("--variant", help="one variant (default: every cached one)")
+    verify.add_argument("--source", help="one source (default: every cached one)")
+    verify.add_argument("--data-dir", help="cache root (default $TFREC_DATA_DIR or ~/.cache/tfrec)")
+    verify.set_defaults(func=cmd_data_verify)
 
     train = command("train", "train a model on the leave-one-out split")
     train.add_argument("model", nargs="?", help="model name, e.g. deepfm (see `tfrec models`)")

@@ -284,7 +284,7 @@ def main_job(epochs=None, base_dir=Path("saved_models"), user="196", variant="10
     data = load_data(variant)
     ml = data.movielens
     print(
-        f"MovieLens {ml.variant} (source: {ml.source}): {ml.num_users:,} users, "
+        f"MovieLens {ml.variant} (source: {ml.source_description}): {ml.num_users:,} users, "
         f"{ml.num_movies:,} movies, {ml.num_ratings:,} ratings"
     )
     sizes = " / ".join(f"{len(part['user_index']):,}" for part in data.split)
