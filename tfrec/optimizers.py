@@ -5,7 +5,11 @@ decays both moment slots and moves *every* row of the table on every step, so a 
 O(ids x dim) however small the batch is. With 10^6 ids per field that full-table work dominates
 training (the knee in `benchmarks/RESULTS.md`). `LazyAdam` applies Adam only to the rows the
 batch touched, the rule of TF Addons' LazyAdam and PyTorch's SparseAdam, so a step costs
-O(batch) on embeddings while dense layers get plain Adam. `get_optimizer` turns the `optimizer`
+O(batch) on embeddings while dense layers get plain Adam. For tables small enough that the
+full-table work is cheap, `DenseAdam` (what ``"adam"`` means) computes exactly tf.keras' Adam
+but sums each sparse gradient into a dense one first, skipping the per-step sort that
+deduplicates sparse indices (the largest single cost of a small model's step, measured in
+`benchmarks/RESULTS.md`). `get_optimizer` turns the `optimizer`
 setting of `tfrec.training.fit` (and ``tfrec train --set optimizer=...``) into an instance.
 """
 
@@ -15,6 +19,46 @@ import tensorflow as tf
 
 OPTIMIZERS = ("adam", "lazy_adam", "adagrad")
 """Names accepted by `get_optimizer`."""
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrec")
+class DenseAdam(tf.keras.optimizers.Adam):
+    """tf.keras' Adam with sparse gradients summed into dense ones before the update.
+
+    tf.keras' Adam already touches every row of a table on a sparse update (its moments decay
+    densely), so the result is identical; what changes is the cost: the sparse path first
+    deduplicates the gradient's indices (a sort of B x L ids per field and step), which for a
+    small model costs more than the whole forward pass. ``unsorted_segment_sum`` into the dense
+    shape sums duplicates without sorting. Use `LazyAdam` instead once tables reach ~10^5 ids,
+    where touching every row is what costs.
+
+    Args:
+      learning_rate, beta_1, beta_2, epsilon, amsgrad, **kwargs: As for
+        `tf.keras.optimizers.Adam`.
+
+    Example:
+
+    >>> opt = DenseAdam(1e-3)
+    >>> table = tf.Variable(tf.zeros([4, 2]))
+    >>> grad = tf.IndexedSlices(tf.ones([2, 2]), tf.constant([2, 2]), tf.constant([4, 2]))
+    >>> _ = opt.apply_gradients([(grad, table)])
+    >>> [round(float(x), 4) for x in table[:, 0]]
+    [0.0, 0.0, -0.001, 0.0]
+    """
+
+    def apply_gradients(
+        self, grads_and_vars, name=None, skip_gradients_aggregation=False, **kwargs
+    ):
+        dense = [
+            (_dense(g, v), v) if isinstance(g, tf.IndexedSlices) else (g, v)
+            for g, v in grads_and_vars
+        ]
+        return super().apply_gradients(dense, name, skip_gradients_aggregation, **kwargs)
+
+
+def _dense(gradient: tf.IndexedSlices, variable) -> tf.Tensor:
+    rows = variable.shape[0] if variable.shape[0] is not None else tf.shape(variable)[0]
+    return tf.math.unsorted_segment_sum(gradient.values, gradient.indices, rows)
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrec")
@@ -81,14 +125,15 @@ class LazyAdam(tf.keras.optimizers.Adam):
 def get_optimizer(optimizer, learning_rate: float):
     """An optimizer instance from a name in `OPTIMIZERS` (or an instance, returned as is).
 
-    ``"adam"`` and ``"lazy_adam"`` run without XLA (jit-compiled Adam measured no faster on CPU,
+    ``"adam"`` is `DenseAdam` (tf.keras' Adam, computed faster). ``"adam"`` and ``"lazy_adam"``
+    run without XLA (jit-compiled Adam measured no faster on CPU,
     and slower under load, for sparse embedding gradients); ``"adagrad"`` is tf.keras' Adagrad,
     whose sparse updates are already row-wise.
     """
     if isinstance(optimizer, tf.keras.optimizers.Optimizer):
         return optimizer
     if optimizer == "adam":
-        return tf.keras.optimizers.Adam(learning_rate, jit_compile=False)
+        return DenseAdam(learning_rate, jit_compile=False)
     if optimizer == "lazy_adam":
         return LazyAdam(learning_rate, jit_compile=False)
     if optimizer == "adagrad":
