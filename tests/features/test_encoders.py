@@ -120,3 +120,23 @@ def test_encoders_config_round_trip():
         assert clone.get_config() == enc.get_config()
         for a, b in zip(clone(features), expected, strict=True):
             np.testing.assert_allclose(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("vocabulary_size", [50, 70_000])
+def test_multi_valued_pooling_is_the_mean_of_valid_rows(vocabulary_size):
+    """Small tables pool by sparse-dense matmul, large ones by gather: same numbers."""
+    from tfrec.features.encoders import DENSE_POOLING_ROWS
+
+    vocabulary = [str(i) for i in range(vocabulary_size)]
+    encoder = CategoricalEncoder("h", vocabulary=vocabulary, embedding_dim=3, multi_valued=True)
+    assert (vocabulary_size + 1 <= DENSE_POOLING_ROWS) == (vocabulary_size == 50)
+    history = tf.constant([["1", "", "3"], ["", "", ""], ["2", "2", "4"]])
+    with tf.GradientTape() as tape:
+        emb, weight = encoder({"h": history})
+        total = tf.reduce_sum(emb) + tf.reduce_sum(weight)
+    table = encoder.embedding.embeddings.numpy()
+    rows = [[2, 4], [], [3, 3, 5]]  # ids shift by one: index 0 is the out-of-vocabulary row
+    expected = np.stack([table[r].mean(0) if r else np.zeros(3) for r in rows])
+    np.testing.assert_allclose(emb.numpy(), expected, rtol=1e-6, atol=1e-7)
+    grad = tf.convert_to_tensor(tape.gradient(total, encoder.embedding.embeddings)).numpy()
+    assert grad[3].sum() == pytest.approx(3 * 2 / 3)  # id "2" twice in a row of three

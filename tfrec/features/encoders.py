@@ -12,6 +12,12 @@ from __future__ import annotations
 import tensorflow as tf
 
 _YEAR_PATTERN = r".*\((\d{4})\)\s*$"
+MAX_STANDARDISED = 1e6
+"""Standardised numeric values are clipped to this many standard deviations: an input that far
+from the training data carries no more signal and would otherwise overflow to inf."""
+DENSE_POOLING_ROWS = 1 << 16
+"""Multi-valued fields with at most this many ids pool by a sparse-dense matmul (dense
+gradient); larger tables gather (sparse gradient, what `LazyAdam` needs to stay row-wise)."""
 
 
 def to_string(values: tf.Tensor) -> tf.Tensor:
@@ -50,7 +56,7 @@ def categorical_strings(
         return title_tokens(to_string(values), max_length)
     strings = to_string(values)
     if prefix_length:
-        strings = tf.strings.substr(strings, 0, prefix_length)
+        strings = tf.strings.substr(strings, 0, prefix_length, unit="UTF8_CHAR")
     return strings
 
 
@@ -186,6 +192,8 @@ class CategoricalEncoder(_FieldEncoder):
         """Ids from `preprocess` -> (embedding [B, k], first-order weight [B])."""
         if not self.multi_valued:
             return self.embedding(ids), tf.squeeze(self.weight(ids), -1)
+        if self.embedding.input_dim <= DENSE_POOLING_ROWS:
+            return self._pool_by_matmul(ids)
         valid = ids >= 0
         safe = tf.maximum(ids, 0)
         emb, w = self.embedding(safe), tf.squeeze(self.weight(safe), -1)
@@ -193,6 +201,27 @@ class CategoricalEncoder(_FieldEncoder):
         count = tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
         pooled = tf.reduce_sum(emb * mask[..., None], axis=1) / count[:, None]
         return pooled, tf.reduce_sum(w * mask, axis=1) / count
+
+    def _pool_by_matmul(self, ids):
+        """The mean of each row's valid ids' rows as one sparse-dense matmul, ``[B, V] @ [V, k]``:
+        the same numbers as gathering and averaging, without the ``[B, L, k]`` gather, and with
+        a dense gradient (no per-step sort of ``B x L`` sparse indices)."""
+        for table in (self.embedding, self.weight):
+            if not table.built:
+                table.build((None,))
+        valid = ids >= 0
+        where = tf.where(valid)
+        items = tf.gather_nd(ids, where)
+        count = tf.maximum(tf.reduce_sum(tf.cast(valid, tf.float32), axis=1), 1.0)
+        rows = tf.shape(ids, out_type=tf.int64)[0]
+        shares = tf.sparse.SparseTensor(
+            tf.stack([where[:, 0], items], axis=1),
+            tf.gather(1.0 / count, where[:, 0]),
+            tf.stack([rows, tf.cast(self.embedding.input_dim, tf.int64)]),
+        )
+        emb = tf.sparse.sparse_dense_matmul(shares, tf.cast(self.embedding.embeddings, tf.float32))
+        w = tf.sparse.sparse_dense_matmul(shares, tf.cast(self.weight.embeddings, tf.float32))
+        return tf.cast(emb, self.compute_dtype), tf.cast(w[:, 0], self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()
@@ -292,7 +321,8 @@ class NumericEncoder(_FieldEncoder):
             buckets = tf.cast(self.bucketize(tf.where(missing, 0.0, values)), tf.int64)
             return tf.where(missing, tf.cast(len(self.boundaries) + 1, tf.int64), buckets)
         std = max(self.variance, 1e-12) ** 0.5
-        return tf.where(missing, 0.0, (values - self.mean) / std)
+        scaled = tf.clip_by_value((values - self.mean) / std, -MAX_STANDARDISED, MAX_STANDARDISED)
+        return tf.where(missing, 0.0, scaled)
 
     def embed(self, values):
         """Output of `preprocess` -> (embedding [B, k], first-order weight [B])."""
