@@ -125,8 +125,8 @@ class SequentialRecommender(Recommender):
         return encoder.attention_maps(out["sequence"], out["sequence_mask"])
 
     @classmethod
-    def build(cls, data, embedding_dim, history_length, loss, loss_negatives, calibration,
-              side_features, l2, **backbone):  # fmt: skip
+    def from_settings(cls, data, embedding_dim, history_length, loss, loss_negatives,
+                      calibration, side_features, l2, **backbone):  # fmt: skip
         """The model on `data`'s item sequences with the shared settings (`SEQUENCE_DEFAULTS`)
         and the subclass's own `backbone` settings; what each ``from_data`` calls."""
         towers = sequence_towers(data, embedding_dim, history_length, side_features)
