@@ -156,25 +156,34 @@ def cyclic_movielens(num_users=60, num_movies=60, length=12, seed=0):
 
 
 @pytest.fixture(scope="session")
-def cyclic_data():
-    """`SplitData` (leave-one-out) of `cyclic_movielens`: 60 users x 12 movies of 60."""
+def cyclic_split():
+    """Returns ``make(**kwargs)``: `SplitData` (leave-one-out) of `cyclic_movielens(**kwargs)`."""
     from tfrec.data import SplitData
 
-    return SplitData.from_movielens(cyclic_movielens())
+    def make(**kwargs):
+        return SplitData.from_movielens(cyclic_movielens(**kwargs))
+
+    return make
 
 
-SASREC_SMALL = {"embedding_dim": 16, "history_length": 8, "num_blocks": 1, "num_heads": 1,
-                "dropout": 0.1}  # fmt: skip
-"""A SASRec small enough to fit in seconds, big enough to learn `cyclic_movielens`."""
+@pytest.fixture(scope="session")
+def cyclic_data(cyclic_split):
+    """`cyclic_movielens` as `SplitData`: 60 users x 12 movies of 60."""
+    return cyclic_split()
 
 
 @pytest.fixture(scope="session")
 def fitted_sasrec(cyclic_data):
-    """``(model, history)``: a small SASRec fit for 2 epochs on `cyclic_data` (shared by the
-    model, serving and two-stage pipeline tests)."""
+    """A small SASRec fit for 2 epochs on `cyclic_data`, shared by the model, serving and
+    two-stage pipeline tests: ``.model``, ``.history`` (Keras logs) and ``.settings`` (its
+    registry settings, to build an untrained twin)."""
+    import types
+
     from tfrec.models import build_model
     from tfrec.training import fit
 
-    model = build_model("sasrec", cyclic_data, **SASREC_SMALL)
+    settings = {"embedding_dim": 16, "history_length": 8, "num_blocks": 1, "num_heads": 1,
+                "dropout": 0.1}  # fmt: skip
+    model = build_model("sasrec", cyclic_data, **settings)
     history = fit(model, cyclic_data, epochs=2, batch_size=16, learning_rate=1e-2, verbose=0)
-    return model, history.history
+    return types.SimpleNamespace(model=model, history=history.history, settings=settings)

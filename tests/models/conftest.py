@@ -202,3 +202,18 @@ def by_hand():
             return cls.table(model)[np.maximum(rows, 0)] * mask[..., None], mask
 
     return ByHand()
+
+
+@pytest.fixture(scope="session")
+def untrained_full_ranking():
+    """Returns ``metrics(name, data, settings)``: validation full-ranking metrics of a freshly
+    initialised model (the "random model" a short fit must beat)."""
+    from tfrec.evaluation import evaluate_model
+    from tfrec.models import build_model
+
+    def metrics(name, data, settings):
+        tf.keras.utils.set_random_seed(0)
+        model = build_model(name, data, **settings)
+        return evaluate_model(model, data, "valid", protocols=("full",))
+
+    return metrics
