@@ -239,7 +239,7 @@ def test_config_round_trip(name, models, tiny_data, store, model_config_roundtri
     assert clone.get_config()["history_length"] == 6
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ["sasrec", "bert4rec"])  # all three: test_all_models.py
 def test_run_directory_round_trip(name, tiny_data, sequential, tmp_path):
     model = sequential(name, tiny_data, loss="gbce", loss_negatives=2,
                        side_features=("movie_genres",))  # fmt: skip
