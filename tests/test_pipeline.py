@@ -248,3 +248,71 @@ def test_savedmodel_loads_without_tfrec_and_matches(ivf, tmp_path):
     np.testing.assert_allclose(result["scores"], expected["scores"], rtol=1e-5)
     pool = pipeline.candidates(tf.constant(USERS), tf.constant(8), tf.constant(2))["movie_ids"]
     assert result["pool"] == pool.numpy().astype(str).tolist()
+
+
+# ------------------------------------------------------------------ a sequential retriever
+
+
+@pytest.fixture(scope="module")
+def sequential_setup(fitted_sasrec, cyclic_data):
+    """The SASRec fit on cyclic watchers as retriever, a DeepFM ranker on the same data, the
+    store (histories of 8) and seen pairs as of test."""
+    data = cyclic_data
+    ranking = build_model("deepfm", data, embedding_dim=8, dnn_units=(8,), history_length=8)
+    _fit_one_epoch(ranking, data)
+    store = feature_store(data, "test", 8)
+    known = data.known("test")
+    pipeline = TwoStagePipeline(
+        fitted_sasrec.model, ranking, store, (known["user_id"], known["movie_id"]),
+        num_candidates=5,
+    )  # fmt: skip
+    return data, fitted_sasrec.model, ranking, store, pipeline
+
+
+def test_sasrec_retrieves_by_its_query_vector_and_deepfm_ranks(sequential_setup):
+    data, sasrec, ranking, store, pipeline = sequential_setup
+    users = data.user_ids[:12]
+    # Stage one: the SASRec query (newest position of its history) against its item table.
+    queries = pipeline.query_vectors(tf.constant(users)).numpy()
+    expected = sasrec.encode_query(store.join({"user_id": tf.constant(users)}))["vector"]
+    np.testing.assert_allclose(queries, expected, rtol=1e-5, atol=1e-6)
+    table = sasrec.candidate_tower.encoder("movie_id").embedding.embeddings.numpy()
+    vocabulary = sasrec.candidate_tower.encoder("movie_id").vocabulary
+    rows = [vocabulary.index(m) + 1 if m in vocabulary else 0 for m in data.item_ids]
+    np.testing.assert_allclose(pipeline.catalogue_vectors(), table[rows], rtol=1e-6)
+    scores = queries @ table[rows].T
+    scores[data.seen("test").dense_mask(user_index(data, users))] = -np.inf
+    top = np.argsort(-scores, axis=1)[:, :5]
+    retrieved_scores, retrieved = (t.numpy() for t in pipeline.retrieve(tf.constant(users), 5))
+    np.testing.assert_array_equal(np.sort(retrieved, 1), np.sort(top, 1))
+    np.testing.assert_allclose(retrieved_scores, np.take_along_axis(scores, top, 1), rtol=1e-5)
+    # The retriever knows the cycle: the held-out next movie is among its 5 for most users.
+    test_users, targets = data.targets("test")
+    pool = pipeline.candidates(tf.constant(data.user_ids[test_users]), tf.constant(5),
+                               tf.constant(1))["movie_ids"].numpy().astype(str)  # fmt: skip
+    hits = np.mean([t in row for t, row in zip(data.item_ids[targets], pool, strict=True)])
+    assert hits >= 0.8, hits
+    # Stage two: DeepFM orders those 5 candidates.
+    got = recommend(pipeline, 3, list(users))
+    pairs = store.join(
+        {
+            "user_id": tf.constant(np.repeat(users, 5)),
+            "movie_id": tf.constant(data.item_ids[retrieved.ravel()]),
+        }
+    )
+    ranked = ranking.score(pairs).numpy().reshape(len(users), 5)
+    order = np.argsort(-ranked, axis=1, kind="stable")[:, :3]
+    np.testing.assert_allclose(got["scores"], np.take_along_axis(ranked, order, 1), rtol=1e-5)
+    np.testing.assert_array_equal(
+        got["movie_ids"].astype(str), data.item_ids[np.take_along_axis(retrieved, order, 1)]
+    )
+
+
+def test_sequential_retriever_with_everything_retrieved_is_exact_ranking(sequential_setup):
+    data, _, ranking, store, pipeline = sequential_setup
+    users = list(data.user_ids[:3])
+    got = recommend(pipeline, 60, users)  # k = the catalogue: every movie is a candidate
+    ids, scores = exact_ranking(data, ranking, store, users, 60)
+    unseen = np.isfinite(scores)
+    np.testing.assert_allclose(got["scores"][unseen], scores[unseen], rtol=1e-5)
+    np.testing.assert_array_equal(got["movie_ids"][unseen], ids[unseen])

@@ -150,3 +150,70 @@ def model_config_roundtrip():
         return clone
 
     return check
+
+
+SEQUENCE_SMALL = {
+    "sasrec": {"num_blocks": 1, "num_heads": 2, "dropout": 0.1},
+    "gru4rec": {"gru_units": (8,), "dropout": 0.1},
+    "bert4rec": {"num_blocks": 1, "num_heads": 2, "dropout": 0.1, "mask_probability": 0.3},
+}
+"""Small backbone settings of each sequential model (embedding_dim 8, histories of 6)."""
+
+
+@pytest.fixture(scope="session")
+def sequential():
+    """Returns ``make(name, data, **overrides)``: a small sequential model of `SEQUENCE_SMALL`."""
+    from tfrec.models import build_model
+
+    def make(name, data, **overrides):
+        settings = {"embedding_dim": 8, "history_length": 6, **SEQUENCE_SMALL[name], **overrides}
+        return build_model(name, data, **settings)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def by_hand():
+    """Numpy look-ups of a sequential model's item table, independent of its towers.
+
+    ``by_hand.table(model)`` is the ``movie_id`` table (row 0 out of vocabulary, row i + 1 the
+    vocabulary's i-th id); ``by_hand.rows(model, ids)`` maps raw movie ids to table rows (-1 for
+    ""); ``by_hand.sequence(model, histories)`` is ``(embeddings [B, L, k], mask [B, L])`` of
+    "" left-padded histories, zeros at padding.
+    """
+
+    class ByHand:
+        @staticmethod
+        def table(model):
+            return model.candidate_tower.encoder("movie_id").embedding.embeddings.numpy()
+
+        @staticmethod
+        def rows(model, ids):
+            position = {
+                v: i + 1 for i, v in enumerate(model.candidate_tower.encoder("movie_id").vocabulary)
+            }
+            ids = np.asarray(ids).astype(str)
+            return np.vectorize(lambda v: -1 if v == "" else position.get(v, 0))(ids)
+
+        @classmethod
+        def sequence(cls, model, histories):
+            rows = cls.rows(model, histories)
+            mask = rows >= 0
+            return cls.table(model)[np.maximum(rows, 0)] * mask[..., None], mask
+
+    return ByHand()
+
+
+@pytest.fixture(scope="session")
+def untrained_full_ranking():
+    """Returns ``metrics(name, data, settings)``: validation full-ranking metrics of a freshly
+    initialised model (the "random model" a short fit must beat)."""
+    from tfrec.evaluation import evaluate_model
+    from tfrec.models import build_model
+
+    def metrics(name, data, settings):
+        tf.keras.utils.set_random_seed(0)
+        model = build_model(name, data, **settings)
+        return evaluate_model(model, data, "valid", protocols=("full",))
+
+    return metrics

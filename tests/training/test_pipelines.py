@@ -4,7 +4,8 @@ Each objective's dataset is checked end to end on a tiny generated MovieLens: ho
 and labels an epoch has, that negatives are never seen items, that every training row's
 history holds only strictly earlier interactions (recomputed here by hand from timestamps),
 and that a sampled negative carries its *own* item's features, not the positive's (a label
-leak the pipeline once had).
+leak the pipeline once had). Sequence models get every window of the users' train sequences
+once per epoch, with next-item (or cloze) targets and, for BCE / gBCE, negatives.
 """
 
 import tfrec  # noqa: F401  # isort: skip
@@ -12,10 +13,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfrec.data import sequence_windows
 from tfrec.features.towers import RECENT_MOVIES
 from tfrec.models import build_model
 from tfrec.tasks import CatalogueSoftmax
 from tfrec.training import PIPELINES, training_dataset, training_inputs, training_rows
+from tfrec.training.pipelines import window_rows
 
 L = 4
 
@@ -44,7 +47,13 @@ def pointwise(tiny_data, deepfm):
 
 
 def test_objectives_have_pipelines():
-    assert sorted(PIPELINES) == ["catalogue", "in_batch", "pointwise"]
+    assert sorted(PIPELINES) == [
+        ("interactions", "catalogue"),
+        ("interactions", "in_batch"),
+        ("interactions", "pointwise"),
+        ("sequences", "catalogue"),
+        ("sequences", "negatives"),
+    ]
 
 
 def test_pointwise_epoch_has_every_positive_once_and_three_negatives_each(tiny_data, pointwise):
@@ -173,5 +182,102 @@ def test_bad_settings_are_clear_errors(tiny_data, deepfm):
         objective = "pairwise"
 
     odd = build_model("gmf", tiny_data, embedding_dim=4, history_length=0, task=Pairwise())
-    with pytest.raises(ValueError, match="No training pipeline for objective 'pairwise'"):
+    with pytest.raises(ValueError, match="reading 'interactions' with a task of objective 'pair"):
         training_dataset(odd, tiny_data)
+
+
+# ------------------------------------------------------------------ sequences
+
+SEQUENCE_SMALL = {
+    "sasrec": {"num_blocks": 1, "num_heads": 1},
+    "gru4rec": {"gru_units": (4,)},
+    "bert4rec": {"num_blocks": 1, "num_heads": 1, "mask_probability": 0.3},
+}
+
+
+def sequence_model(name, data, **overrides):
+    return build_model(name, data, embedding_dim=4, history_length=L, **SEQUENCE_SMALL[name],
+                       **overrides)  # fmt: skip
+
+
+def movie_ids(model, ids):
+    """Preprocessed item ids back to movie ids ("" at padding), via the model's vocabulary."""
+    vocabulary = np.asarray(["<oov>"] + model.candidate_tower.encoder("movie_id").vocabulary)
+    return np.where(ids >= 0, vocabulary[np.maximum(ids, 0)], "")
+
+
+def windows_by_hand(data, cloze):
+    """``{(user_id, inputs as movie ids): targets as movie ids ("" for none)}`` of every window."""
+    windows = sequence_windows(data.train, L)
+    ids = np.where(windows["items"] >= 0, data.item_ids[np.maximum(windows["items"], 0)], "")
+    inputs, following = (ids[:, 1:], ids[:, 1:]) if cloze else (ids[:, :-1], ids[:, 1:])
+    targets = np.where(inputs != "", following, "")
+    users = data.user_ids[windows["user_index"]]
+    return {(u, tuple(i)): t for u, i, t in zip(users, inputs, targets, strict=True)}
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gru4rec", "bert4rec"])
+def test_sequence_models_get_every_window_once(tiny_data, name):
+    model = sequence_model(name, tiny_data)
+    assert model._catalogue is None
+    rows = epoch(training_dataset(model, tiny_data, batch_size=16, seed=0))
+    key = f"user_tower/{RECENT_MOVIES}"
+    expected = {"user_id", key, "targets"} | ({"masked"} if model.cloze else set())
+    assert set(rows) == expected
+    # The pipeline handed the model every item's candidate features (catalogue-index order).
+    inputs = training_inputs(model, tiny_data)
+    assert set(model._catalogue) == set(inputs.per_item)
+    np.testing.assert_array_equal(model._catalogue["movie_id"], tiny_data.item_ids.astype(bytes))
+    np.testing.assert_array_equal(model._catalogue["movie_tower/movie_id"],
+                                  inputs.per_item["movie_tower/movie_id"])  # fmt: skip
+    # Every window exactly once, with its own user, inputs and targets.
+    by_hand = windows_by_hand(tiny_data, model.cloze)
+    histories = movie_ids(model, rows[key])
+    users = rows["user_id"].astype(str)
+    got = [(u, tuple(h)) for u, h in zip(users, histories, strict=True)]
+    assert sorted(got) == sorted(by_hand)
+    targets = np.where(rows["targets"] >= 0, tiny_data.item_ids[np.maximum(rows["targets"], 0)], "")
+    expected_targets = np.array([by_hand[g] for g in got])
+    if model.cloze:  # targets are exactly the masked real items
+        masked = rows["masked"]
+        assert not (masked & (histories == "")).any() and masked.any(axis=1).all()
+        np.testing.assert_array_equal(targets, np.where(masked, expected_targets, ""))
+    else:
+        np.testing.assert_array_equal(targets, expected_targets)
+
+
+@pytest.mark.parametrize("cloze", [False, True])
+def test_window_inputs_are_preprocessed_per_row(tiny_data, cloze):
+    model = sequence_model("bert4rec" if cloze else "sasrec", tiny_data)
+    windows, rows = window_rows(tiny_data, model)
+    items = windows["items"][:, 1:] if cloze else windows["items"][:, :-1]
+    np.testing.assert_array_equal(
+        rows[RECENT_MOVIES], np.where(items >= 0, tiny_data.item_ids[np.maximum(items, 0)], "")
+    )
+    inputs = training_inputs(model, tiny_data)
+    preprocessed = inputs.per_row[f"user_tower/{RECENT_MOVIES}"].numpy()
+    assert preprocessed.shape == (len(windows["user_index"]), L)
+    np.testing.assert_array_equal(movie_ids(model, preprocessed), rows[RECENT_MOVIES])
+
+
+@pytest.mark.parametrize("loss", ["bce", "gbce"])
+def test_negative_sampling_losses_get_negatives_the_user_never_saw(tiny_data, loss):
+    model = sequence_model("sasrec", tiny_data, loss=loss, loss_negatives=3)
+    rows = epoch(training_dataset(model, tiny_data, batch_size=16, seed=0))
+    negatives = rows["negatives"]
+    assert negatives.shape == (*rows["targets"].shape, 3)
+    users = user_index(tiny_data, rows["user_id"])
+    flat = negatives.reshape(len(users), -1)
+    assert ((flat >= 0) & (flat < tiny_data.num_items)).all()
+    assert not tiny_data.seen("train").contains(users, flat).any()
+    assert model._catalogue is not None
+
+
+def test_sampled_softmax_gets_the_training_popularity(tiny_data):
+    model = sequence_model("gru4rec", tiny_data, loss="sampled_softmax", loss_negatives=4)
+    batch = next(iter(training_dataset(model, tiny_data, batch_size=16)))
+    assert "negatives" not in batch
+    counts = np.maximum(tiny_data.item_counts("train"), 1)
+    np.testing.assert_allclose(model.task.log_probability, np.log(counts / counts.sum()),
+                               rtol=1e-5)  # fmt: skip
+    assert np.isfinite(float(model.compute_loss(batch, training=True)))

@@ -80,11 +80,17 @@ class TransformerBlock(tf.keras.layers.Layer):
         width = int(input_shape[-1])
         if width % self.num_heads:
             raise ValueError(
-                f"The sequence width {width} must be divisible by num_heads={self.num_heads}."
+                f"The sequence width {width} must be divisible by num_heads={self.num_heads}. "
+                f"Received: num_heads={self.num_heads} for inputs of width {width}. Fix: use a "
+                "number of heads that divides the embedding size."
             )
         self.attention = tf.keras.layers.MultiHeadAttention(
             self.num_heads, width // self.num_heads, dropout=self.dropout, name="attention"
         )
+        # Create the attention weights now: built lazily on first call, Keras' SavedModel
+        # loader never restores them (a reloaded model would attend with fresh weights).
+        probe = tf.zeros([1, 1, width])
+        self.attention(probe, probe)
         self.hidden = tf.keras.layers.Dense(
             width * self.ff_multiplier, activation=self.activation, name="ff_hidden"
         )

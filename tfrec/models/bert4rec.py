@@ -93,6 +93,6 @@ class BERT4Rec(SequentialRecommender):
                   history_length, loss, loss_negatives, calibration, side_features, l2):  # fmt: skip
         """BERT4Rec on the users' item sequences of `data`."""
         shared = (history_length, loss, loss_negatives, calibration, side_features, l2)
-        return cls.build(data, embedding_dim, *shared, num_blocks=num_blocks,
-                         num_heads=num_heads, dropout=dropout,
-                         mask_probability=mask_probability)  # fmt: skip
+        return cls.from_settings(data, embedding_dim, *shared, num_blocks=num_blocks,
+                                 num_heads=num_heads, dropout=dropout,
+                                 mask_probability=mask_probability)  # fmt: skip

@@ -75,4 +75,4 @@ class GRU4Rec(SequentialRecommender):
                   loss_negatives, calibration, side_features, l2):  # fmt: skip
         """GRU4Rec on the users' item sequences of `data`."""
         shared = (history_length, loss, loss_negatives, calibration, side_features, l2)
-        return cls.build(data, embedding_dim, *shared, gru_units=gru_units, dropout=dropout)
+        return cls.from_settings(data, embedding_dim, *shared, gru_units=gru_units, dropout=dropout)

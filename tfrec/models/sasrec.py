@@ -72,5 +72,5 @@ class SASRec(SequentialRecommender):
                   loss, loss_negatives, calibration, side_features, l2):  # fmt: skip
         """SASRec on the users' item sequences of `data` (side fields from `side_features`)."""
         shared = (history_length, loss, loss_negatives, calibration, side_features, l2)
-        return cls.build(data, embedding_dim, *shared, num_blocks=num_blocks,
-                         num_heads=num_heads, dropout=dropout)  # fmt: skip
+        return cls.from_settings(data, embedding_dim, *shared, num_blocks=num_blocks,
+                                 num_heads=num_heads, dropout=dropout)  # fmt: skip

@@ -125,8 +125,8 @@ class SequentialRecommender(Recommender):
         return encoder.attention_maps(out["sequence"], out["sequence_mask"])
 
     @classmethod
-    def build(cls, data, embedding_dim, history_length, loss, loss_negatives, calibration,
-              side_features, l2, **backbone):  # fmt: skip
+    def from_settings(cls, data, embedding_dim, history_length, loss, loss_negatives,
+                      calibration, side_features, l2, **backbone):  # fmt: skip
         """The model on `data`'s item sequences with the shared settings (`SEQUENCE_DEFAULTS`)
         and the subclass's own `backbone` settings; what each ``from_data`` calls."""
         towers = sequence_towers(data, embedding_dim, history_length, side_features)
@@ -144,7 +144,9 @@ class SequentialRecommender(Recommender):
     def states(self, features, masked=None, training=False):
         """Backbone states ``[B, L, k]`` of the batch's sequences (`masked` positions replaced
         by the [MASK] embedding)."""
-        out = self.query_tower(features)
+        return self._states(self.query_tower(features), masked, training)
+
+    def _states(self, out, masked, training):
         sequence, mask = out["sequence"], out["sequence_mask"]
         if masked is not None:
             token = tf.cast(self.mask_vector(), sequence.dtype)
@@ -181,7 +183,9 @@ class SequentialRecommender(Recommender):
                 "Fix: train with tfrec.training.fit (it calls model.set_catalogue)."
             )
         masked = features.get("masked") if self.cloze else None
-        states = self.states(features, masked, training=training)
+        out = self.query_tower(features)
+        states = self._states(out, masked, training)
+        penalty = self.penalty({"embeddings": out["sequence"]})  # the history items looked up
         where = tf.where(features["targets"] >= 0)
         queries = tf.cast(tf.gather_nd(states, where), tf.float32)
         targets = tf.gather_nd(features["targets"], where)
@@ -193,8 +197,8 @@ class SequentialRecommender(Recommender):
             )
             vectors = tf.reshape(vectors["vector"], [tf.shape(items)[0], -1, queries.shape[-1]])
             logits = tf.einsum("rd,rkd->rk", queries, vectors)
-            return self.task(logits[:, 0], logits[:, 1:])
+            return self.task(logits[:, 0], logits[:, 1:]) + penalty
         items, columns, log_q = self.task.candidates(targets)
         vectors = self.encode_candidates(take(self._catalogue, items), training)["vector"]
         logits = tf.matmul(queries, vectors, transpose_b=True)
-        return self.task(logits, columns, log_q, items if log_q is not None else None)
+        return self.task(logits, columns, log_q, items if log_q is not None else None) + penalty
