@@ -77,7 +77,7 @@ def plot_history(history, metrics=("loss", "val_full_ndcg@10"), title=None):
     return fig
 
 
-def plot_comparison(rows: dict, metrics=("full hr@10", "full ndcg@10"), title=None):
+def plot_comparison(rows: dict, metrics=("full_hr@10", "full_ndcg@10"), title=None):
     """Grouped bar chart: one group per metric, one bar per model (row).
 
     Exists so each chapter can compare its model family at a glance next to the table.
@@ -166,7 +166,7 @@ class MetricTable:
       digits: Decimals of float values.
 
     Example:
-      >>> MetricTable({"popularity": {"full hr@10": 0.05}})   # last expression in a cell
+      >>> MetricTable({"popularity": {"full_hr@10": 0.05}})   # last expression in a cell
     """
 
     def __init__(self, rows: dict, columns=None, digits: int = 4):
