@@ -2,7 +2,9 @@
 
 Exists so every benchmark reports the same machine description and measures the same way
 (warm-up excluded, medians of short repeats, which survive a noisy shared machine better than
-one long run), and so `run_all.py` can collect results from the `BENCH_JSON:` lines they print.
+one long run), builds its models from the one home of defaults (`tfrec.models`' registry and
+the `make run` preset), and so `run_all.py` can collect results from the `BENCH_JSON:` lines
+they print.
 """
 
 from __future__ import annotations
@@ -17,6 +19,102 @@ import time
 import tensorflow as tf
 
 JSON_PREFIX = "BENCH_JSON: "
+RUN_PRESET = "movielens-100k"
+"""The preset `make run` trains (`tfrec.models.preset`): its model, hyperparameters, budget."""
+
+
+def make_run():
+    """The `make run` configuration: a `tfrec.models.Preset` (model, hparams, train)."""
+    from tfrec.models import preset
+
+    return preset(RUN_PRESET)
+
+
+def make_run_training(**overrides) -> dict:
+    """`make run`'s training settings, every default filled in from the registry."""
+    from tfrec.models import TRAIN_DEFAULTS
+
+    return {**TRAIN_DEFAULTS, **make_run().train, **overrides}
+
+
+def load_split(variant: str = "100k"):
+    """MovieLens `variant` split leave-one-out if it is cached or reachable, else a synthetic
+    943 x 1682 stand-in (benchmarks must run offline too)."""
+    from tfrec.data import SplitData, load_movielens
+
+    try:
+        return SplitData.from_movielens(load_movielens(variant))
+    except Exception as err:  # noqa: BLE001
+        from tfrec.data.synthetic import synthetic_movielens
+
+        print(f"(ml-{variant} unavailable: {err}; using synthetic 943 x 1682)")
+        ml = synthetic_movielens(num_users=943, num_movies=1682, ratings_per_user=60)
+        return SplitData.from_movielens(ml)
+
+
+def scale_deepfm(schema: dict, embedding_dim: int, dnn_units):
+    """DeepFM over a `tfrec.data.scale` schema (towers from `tfrec.features.scale_towers`) and
+    the `rename` map `scale.read_dataset` needs; every other hyperparameter is the registry's
+    DeepFM default (the scale data has no history feature)."""
+    from tfrec.features import scale_towers
+    from tfrec.models import DeepFM, model_defaults
+
+    defaults = model_defaults("deepfm")
+    query, candidate, rename = scale_towers(schema, embedding_dim)
+    model = DeepFM(
+        query,
+        candidate,
+        dnn_units=dnn_units,
+        dropout=defaults["dropout"],
+        batch_norm=defaults["batch_norm"],
+        retrieval_weight=defaults["retrieval_weight"],
+        task=defaults["task"],
+        history_length=0,
+        l2=defaults["l2"],
+    )
+    return model, rename
+
+
+class PerPairScoring:
+    """A model whose catalogue scoring is its reference path: the whole network on every pair.
+
+    `tfrec.evaluation.CatalogueScorer` scores through ``model.score_all`` /
+    ``model.score_gathered``; wrapping the model in this class makes those the base class's
+    defaults (`tfrec.models.Recommender`: every (user, item) pair tiled through `score_pairs`),
+    so both paths are timed by the same machinery and only the scorer differs.
+    """
+
+    def __init__(self, model):
+        self._model = model
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def __call__(self, *args, **kwargs):
+        return self._model(*args, **kwargs)
+
+    def score_all(self, query, candidates, training=False):
+        from tfrec.models import Recommender
+
+        return Recommender.score_all(self._model, query, candidates, training)
+
+    def score_gathered(self, query, candidates, index, training=False):
+        from tfrec.models import Recommender
+
+        return Recommender.score_gathered(self._model, query, candidates, index, training)
+
+
+def catalogue_scorers(model, data, as_of="test", reference_pairs: int = 1 << 15) -> dict:
+    """``{"factorised": ..., "reference": ...}`` score functions of `model` on `data`:
+    `CatalogueScorer` through the model's own (fast) `score_all`, and through the reference
+    per-pair path (`PerPairScoring`, `reference_pairs` pairs per step to bound memory)."""
+    from tfrec.evaluation import CatalogueScorer
+    from tfrec.features.inputs import ModelInputs
+
+    inputs = ModelInputs.build(model, data, as_of)
+    fast = CatalogueScorer(model, inputs)
+    reference = CatalogueScorer(PerPairScoring(model), inputs, batch_pairs=reference_pairs)
+    return {"factorised": fast, "reference": reference}
 
 
 def machine_info() -> dict:

@@ -2,7 +2,7 @@
 
 Why this exists: the data layer sits under every training run, so its speed is tracked:
 parsing ml-100k from the cache and splitting it must be near-instant, and one epoch of
-``training_dataset`` over 10M interactions with 4 negatives each should take under 20 s.
+``pointwise_dataset`` over 10M interactions with 4 negatives each should take under 20 s.
 
 Run: ``.venv/bin/python benchmarks/bench_data.py`` (ml-100k is fetched first if not cached;
 ``--skip-movielens`` runs only the synthetic part).
@@ -71,7 +71,7 @@ def synthetic_positives(num_users: int, num_items: int, interactions: int, seed:
 
 
 def bench_sampling(args: argparse.Namespace) -> None:
-    """Times one epoch of training_dataset (positives + 4 sampled negatives each).
+    """Times one epoch of pointwise_dataset (positives + 4 sampled negatives each).
 
     Reported twice: consumed inside TensorFlow (``Dataset.reduce``, as a compiled training
     loop consumes it) and iterated batch by batch from Python (adds eager per-batch overhead).
@@ -85,10 +85,11 @@ def bench_sampling(args: argparse.Namespace) -> None:
     movie_ids = np.arange(args.items).astype(str)
     for distribution in args.distributions:
         start = time.perf_counter()
-        sampler = data.NegativeSampler(users, items, args.items, distribution, seed=0)
+        seen = data.SeenItems.from_pairs(users, items, args.users, args.items)
+        sampler = data.NegativeSampler(seen, distribution, seed=0)
         built = time.perf_counter() - start
-        dataset = data.training_dataset(
-            positives, movie_ids, sampler, args.negatives, args.batch_size, seed=0
+        dataset = data.pointwise_dataset(
+            positives, sampler, args.negatives, args.batch_size, seed=0, movie_ids=movie_ids
         )
         start, cpu = time.perf_counter(), _cpu_seconds()
         rows = int(dataset.reduce(np.int64(0), _count_rows))

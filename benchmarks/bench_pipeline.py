@@ -1,7 +1,7 @@
 """Benchmark of the two-stage pipeline: quality on MovieLens, latency on a 10^6-movie catalogue.
 
-Quality (``--mode quality``): trains DeepFM and a two-tower model on MovieLens (leave-one-out),
-then reports on the test split, with the user's train/valid movies masked:
+Quality (``--mode quality``): trains DeepFM (the `make run` preset) and a two-tower model
+(registry defaults, in-batch softmax) on MovieLens (leave-one-out), then reports on the test split, with the user's train/valid movies masked:
   * exact DeepFM ranking of the whole catalogue (HR@10, NDCG@10);
   * two-tower full-corpus retrieval (HR@10/50/100/200);
   * the two-stage pipeline for several N: candidate recall@N (is the held-out movie among
@@ -26,20 +26,16 @@ import time
 
 import numpy as np
 import tensorflow as tf
+from _bench_utils import make_run, make_run_training
 
-from tfrec.evaluation import format_table, full_ranking
+from tfrec.data import SplitData, load_movielens
+from tfrec.evaluation import evaluate_model, format_table, full_ranking, score_fn
+from tfrec.features.inputs import feature_store
 from tfrec.models import build_model
 from tfrec.pipeline import TwoStagePipeline, export_pipeline
-from tfrec.retrieval import (
-    evaluate_retrieval,
-    positives_dataset,
-    retrieval_score_fn,
-    synthetic_catalogue,
-)
-from tfrec.training import RankingData, feature_store, fit
-from tfrec.workflow import RUN_HPARAMS, RUN_TRAIN, load_data
+from tfrec.retrieval import synthetic_catalogue
+from tfrec.training import fit
 
-TWO_TOWER = {"embedding_dim": 32, "units": (64,), "temperature": 0.05}
 _LOW = -1e9  # score of movies outside the candidate set (finite: ties count against targets)
 
 
@@ -57,9 +53,9 @@ def all_scores(score_fn, num_users, num_items, batch=256) -> np.ndarray:
 
 def two_stage_metrics(ranking, retrieval, data, n, split="test") -> dict:
     """Candidate recall@n, and HR/NDCG@10 when the ranker only sees the n retrieved movies."""
-    exclude = data.exclude_set(split)
+    exclude = data.seen(split)
     users, targets = data.targets(split)
-    seen = exclude.dense_mask(np.arange(data.movielens.num_users))
+    seen = exclude.dense_mask(np.arange(data.num_users))
     retrieved = np.where(seen, -np.inf, retrieval)
     candidates = np.argpartition(-retrieved, n - 1, axis=1)[:, :n]
     keep = np.zeros_like(seen)
@@ -69,7 +65,7 @@ def two_stage_metrics(ranking, retrieval, data, n, split="test") -> dict:
         lambda u, i: np.take_along_axis(scores[u], i, axis=1),
         users,
         targets,
-        data.movielens.num_movies,
+        data.num_items,
         exclude,
         ks=(10,),
     )
@@ -79,38 +75,44 @@ def two_stage_metrics(ranking, retrieval, data, n, split="test") -> dict:
 
 def quality(args) -> dict:
     """Trains both models on MovieLens and prints the quality table."""
-    data = load_data(args.variant, history_length=20)
-    table = data.example_table()
-    deepfm = build_model("deepfm", table, **RUN_HPARAMS)
-    train = dict(RUN_TRAIN, epochs=args.epochs)
+    data = SplitData.from_movielens(load_movielens(args.variant))
+    run = make_run()
+    deepfm = build_model(run.model, data, **run.hparams)
     start = time.perf_counter()
-    fit(deepfm, data, verbose=0, **train)
+    fit(deepfm, data, verbose=0, **make_run_training(epochs=args.epochs))
     print(f"DeepFM trained in {time.perf_counter() - start:.0f} s", flush=True)
-    two_tower = build_model("two_tower", table, **TWO_TOWER)
-    two_tower.compile(tf.keras.optimizers.Adam(args.learning_rate))
+    two_tower = build_model("two_tower", data)
     start = time.perf_counter()
-    dataset = positives_dataset(
-        two_tower, data, batch_size=args.batch_size, num_negatives=args.negatives
+    fit(
+        two_tower,
+        data,
+        verbose=0,
+        epochs=args.tt_epochs,
+        patience=args.tt_epochs,  # a fixed budget; the best validation epoch is kept
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        num_negatives=args.negatives,
     )
-    two_tower.fit(dataset, epochs=args.tt_epochs, verbose=0)
     print(f"two-tower trained in {time.perf_counter() - start:.0f} s", flush=True)
-    ml = data.movielens
-    exact = data.evaluate(data.score_fn(deepfm, "test"), "test", protocols=("full",))["full"]
-    rows = {"DeepFM, whole catalogue": {"hr@10": exact["hr@10"], "ndcg@10": exact["ndcg@10"]}}
-    tt = evaluate_retrieval(two_tower, data, "test", ks=(10, 50, 100, 200))
-    rows["two-tower alone"] = {f"hr@{k}": tt[f"hr@{k}"] for k in (10, 50, 100, 200)}
-    rows["two-tower alone"]["ndcg@10"] = tt["ndcg@10"]
-    ranking = all_scores(data.score_fn(deepfm, "test"), ml.num_users, ml.num_movies)
-    retrieval = all_scores(retrieval_score_fn(two_tower, data, "test"), ml.num_users, ml.num_movies)
+    exact = evaluate_model(deepfm, data, "test", protocols=("full",))
+    rows = {"DeepFM, whole catalogue": {k: exact[f"full_{k}"] for k in ("hr@10", "ndcg@10")}}
+    tt = evaluate_model(two_tower, data, "test", ks=(10, 50, 100, 200), protocols=("full",))
+    rows["two-tower alone"] = {f"hr@{k}": tt[f"full_hr@{k}"] for k in (10, 50, 100, 200)}
+    rows["two-tower alone"]["ndcg@10"] = tt["full_ndcg@10"]
+    ranking = all_scores(score_fn(deepfm, data, "test"), data.num_users, data.num_items)
+    retrieval = all_scores(score_fn(two_tower, data, "test"), data.num_users, data.num_items)
     for n in args.candidates:
         result = two_stage_metrics(ranking, retrieval, data, n)
         rows[f"two-stage N={n}"] = {
             "candidate recall": result["candidate recall"],
             "hr@10": result["hr@10"],
             "ndcg@10": result["ndcg@10"],
-            "share of exact hr@10": result["hr@10"] / exact["hr@10"],
+            "share of exact hr@10": result["hr@10"] / exact["full_hr@10"],
         }
-    print(f"\nMovieLens {ml.variant}, leave-one-out test, full ranking (train/valid masked)")
+    print(
+        f"\nMovieLens {data.movielens.variant}, leave-one-out test, full ranking "
+        "(train/valid masked)"
+    )
     print(format_table(rows))
     return rows
 
@@ -119,11 +121,12 @@ def latency(args) -> dict:
     """Exports the pipeline over a synthetic catalogue and times `recommend` per user."""
     start = time.perf_counter()
     ml = synthetic_catalogue(args.users, args.movies, 20, seed=args.seed)
-    data = RankingData.from_movielens(ml, history_length=20)
-    table = data.example_table()
-    two_tower = build_model("two_tower", table, **TWO_TOWER)
-    deepfm = build_model("deepfm", table, **RUN_HPARAMS)
-    store = feature_store(ml, ml.ratings, 20)
+    data = SplitData.from_movielens(ml)
+    run = make_run()
+    two_tower = build_model("two_tower", data)
+    deepfm = build_model(run.model, data, **run.hparams)
+    history = max(two_tower.history_length, deepfm.history_length)
+    store = feature_store(data, "all", history)
     seen = (ml.ratings["user_id"], ml.ratings["movie_id"])
     print(f"data and models: {time.perf_counter() - start:.0f} s", flush=True)
     users = np.random.default_rng(args.seed).choice(ml.user_ids, args.requests)

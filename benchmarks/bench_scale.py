@@ -1,7 +1,8 @@
 """Scaling table: DeepFM training cost vs interactions and memory vs ids, on streamed data.
 
 Exists to show how tfrec's costs grow: data written by `tfrec.data.scale` (MovieLens-like,
-8 fields) is streamed from sharded TFRecords into DeepFM (embedding 16, DNN 400-400-400).
+8 fields) is streamed from sharded TFRecords into DeepFM (embedding 16, DNN 400-400-400, towers
+from `tfrec.features.scale_towers`, the other hyperparameters the registry's defaults).
 Each configuration runs in its own process so its peak RSS is its own. Interactions vary at
 fixed ids, and ids (per id field: users and movies) vary at fixed interactions.
 
@@ -28,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _bench_utils import JSON_PREFIX, StepTimer, emit, peak_rss_mb, table
+from _bench_utils import JSON_PREFIX, StepTimer, emit, peak_rss_mb, scale_deepfm, table
 
 from tfrec.data import scale
 from tfrec.optimizers import get_optimizer
@@ -50,7 +51,7 @@ def child(args) -> dict:
             pass
         row["read all s"] = time.perf_counter() - start
         rss_before = peak_rss_mb()
-        model, rename = scale.deepfm_for(schema, 16, dnn_units=DNN)
+        model, rename = scale_deepfm(schema, 16, DNN)
         learning_rate = 0.05 if args.optimizer == "adagrad" else 1e-3
         model.compile(get_optimizer(args.optimizer, learning_rate))
         timer = StepTimer()

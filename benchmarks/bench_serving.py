@@ -4,10 +4,12 @@ Exists to put numbers on the SavedModel TF Serving would run (loaded with plain
 `tf.saved_model.load`, so the graph is exactly the served one): `serving_default` throughput
 at batch 1 and 4096, `recommend` latency for one user and for 64 users, and the time to score
 every user x movie pair of a MovieLens-100k-sized catalogue (943 x 1682), both pair by pair
-through `serving_default` and user by user through `recommend`.
+through `serving_default` and user by user through `recommend`. When the model is built here,
+the same catalogue is also scored in process through `CatalogueScorer`: with the model's own
+(factorised) `score_all`, and with the reference path (the whole network on every pair).
 
 Usage:
-  python benchmarks/bench_serving.py                         # a make-run-shaped DeepFM, synthetic data
+  python benchmarks/bench_serving.py                         # the make-run DeepFM, synthetic data
   python benchmarks/bench_serving.py --model-dir saved_models/deepfm
 """
 
@@ -20,67 +22,59 @@ import time
 
 import numpy as np
 import tensorflow as tf
+from _bench_utils import catalogue_scorers, make_run, median_time
 
-from tfrec.features.store import FeatureStore
+from tfrec.data import SplitData
+from tfrec.data.synthetic import synthetic_movielens
 from tfrec.models import build_model
 from tfrec.serving import export_model, latest_export
-from tfrec.towers import RECENT_MOVIES
-from tfrec.workflow import RUN_HPARAMS
+from tfrec.training import fit
 
 
-def synthetic_movielens(num_users: int, num_movies: int, interactions: int, history: int, seed=0):
-    """MovieLens-100k-shaped tables (users, movies, history) and training interactions."""
-    rng = np.random.default_rng(seed)
-    users = {
-        "user_id": np.arange(1, num_users + 1).astype(str),
-        "user_gender": rng.random(num_users) < 0.7,
-        "bucketized_user_age": rng.choice(
-            [1.0, 18.0, 25.0, 35.0, 45.0, 50.0, 56.0], num_users
-        ).astype(np.float32),
-        "user_occupation_text": rng.choice([f"job{i}" for i in range(21)], num_users),
-        "user_zip_code": rng.integers(10000, 99999, num_users).astype(str),
-    }
-    words = rng.choice([f"w{i}" for i in range(300)], (num_movies, 2))
-    years = rng.integers(1930, 1999, num_movies).astype(str)
-    titles = np.char.add(np.char.add(words[:, 0], " "), words[:, 1])
-    movies = {
-        "movie_id": np.arange(1, num_movies + 1).astype(str),
-        "movie_title": np.char.add(np.char.add(titles, " ("), np.char.add(years, ")")),
-        "movie_genres": np.where(
-            rng.random((num_movies, 3)) < 0.5, rng.integers(0, 19, (num_movies, 3)), -1
-        ).astype(np.int64),
-    }
-    # Zipf-like popularity, as in MovieLens.
-    weights = 1.0 / np.arange(1, num_movies + 1) ** 0.8
-    user_rows = rng.integers(0, num_users, interactions)
-    movie_rows = rng.choice(num_movies, interactions, p=weights / weights.sum())
-    recent = movies["movie_id"][
-        rng.choice(num_movies, (num_users, history), p=weights / weights.sum())
-    ]
-    histories = {"user_id": users["user_id"], RECENT_MOVIES: recent}
-    table = {key: value[user_rows] for key, value in users.items()}
-    table.update({key: value[movie_rows] for key, value in movies.items()})
-    table[RECENT_MOVIES] = recent[user_rows]
-    table["label"] = (rng.random(interactions) < 0.5).astype(np.float32)
-    seen = (users["user_id"][user_rows], movies["movie_id"][movie_rows])
-    return users, movies, histories, table, seen
+def synthetic_split(args) -> SplitData:
+    """MovieLens-100k-shaped synthetic data (users, movies with genres and titles, power-law
+    popularity), about `args.interactions` ratings, split leave-one-out."""
+    per_user = int(np.clip(args.interactions // args.users, 3, args.movies))
+    ml = synthetic_movielens(
+        num_users=args.users, num_movies=args.movies, ratings_per_user=per_user, seed=0
+    )
+    return SplitData.from_movielens(ml)
 
 
 def build_export(args, directory: str):
-    """Builds (and optionally fits) a DeepFM shaped like the `make run` one, then exports it."""
-    users, movies, history, table, seen = synthetic_movielens(
-        args.users, args.movies, args.interactions, args.history
-    )
-    model = build_model("deepfm", table, **RUN_HPARAMS)
+    """Builds (and optionally fits) the `make run` model, exports it; returns (path, rows of
+    in-process catalogue scoring)."""
+    data = synthetic_split(args)
+    run = make_run()
+    model = build_model(run.model, data, **{**run.hparams, "history_length": args.history})
     if args.fit_epochs:
-        model.compile(tf.keras.optimizers.Adam(1e-3))
-        data = tf.data.Dataset.from_tensor_slices(table).batch(4096)
-        model.fit(data, epochs=args.fit_epochs, verbose=0)
-    store = FeatureStore(users, movies, history)
+        fit(model, data, epochs=args.fit_epochs, verbose=0)
+    rows = in_process(model, data, args)
     started = time.perf_counter()
-    path = export_model(model, store, seen, base_dir=directory, name="deepfm")
+    path = export_model(model, data, as_of="all", base_dir=directory, name=run.model)
     print(f"export: {time.perf_counter() - started:.1f} s -> {path}")
-    return path
+    return path, rows
+
+
+def in_process(model, data, args) -> list[tuple[str, str]]:
+    """Every user x item pair scored in process through `CatalogueScorer`, fast and reference
+    (the reference is timed once: it runs the whole network on each of the ~1.6M pairs)."""
+    users = np.arange(data.num_users)
+    items = np.broadcast_to(np.arange(data.num_items), (users.size, data.num_items))
+    scorers = catalogue_scorers(model, data, "all")
+    got = scorers["factorised"](users[:8], items[:8])  # also warms both paths up
+    want = scorers["reference"](users[:8], items[:8])
+    label = f"all {users.size} x {data.num_items} pairs"
+    rows = []
+    for name, path, repeats in (
+        ("factorised", "CatalogueScorer", args.score_repeats),
+        ("reference", "model per pair", 1),
+    ):
+        scorer = scorers[name]
+        seconds = median_time(lambda scorer=scorer: scorer(users, items), repeats, warmup=0)
+        rows.append((f"{label}, {path} ({name})", f"{seconds:.2f} s"))
+    rows.append(("factorised vs reference, max |diff|", f"{float(np.abs(got - want).max()):.1e}"))
+    return rows
 
 
 def latencies(fn, repeats: int, warmup: int = 3) -> np.ndarray:
@@ -104,8 +98,11 @@ def ids_of(loaded):
 
 def run(args) -> list[tuple[str, str]]:
     with tempfile.TemporaryDirectory() as scratch:
-        path = latest_export(args.model_dir) if args.model_dir else build_export(args, scratch)
-        return measure(tf.saved_model.load(str(path)), args)
+        if args.model_dir:
+            path, rows = latest_export(args.model_dir), []
+        else:
+            path, rows = build_export(args, scratch)
+        return measure(tf.saved_model.load(str(path)), args) + rows
 
 
 def measure(loaded, args) -> list[tuple[str, str]]:
@@ -157,9 +154,12 @@ def main(argv=None):
     parser.add_argument("--users", type=int, default=943)
     parser.add_argument("--movies", type=int, default=1682)
     parser.add_argument("--interactions", type=int, default=100_000)
-    parser.add_argument("--history", type=int, default=20, help="recent movies per user")
+    parser.add_argument("--history", type=int, default=20, help="the model's history_length")
     parser.add_argument("--fit-epochs", type=int, default=0, help="0: untrained (same cost)")
     parser.add_argument("--repeats", type=int, default=100)
+    parser.add_argument(
+        "--score-repeats", type=int, default=3, help="timed in-process catalogue scorings"
+    )
     args = parser.parse_args(argv)
     rows = run(args)
     width = max(len(name) for name, _ in rows)

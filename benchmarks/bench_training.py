@@ -4,9 +4,10 @@ Exists to answer "how fast does tfrec train and score, and what limits it" with 
 one run: the machine's matmul GFLOP/s (fp32, bf16), the input pipeline alone vs pipeline +
 DeepFM (embedding 16, DNN 400-400-400) at several batch sizes next to a bare Keras model of the
 same width (the reference point), Adam with and without XLA, mixed bfloat16 (speed, and quality
-on ml-100k with the `make run` hyperparameters for 4 epochs), full
-catalogue scoring through the plain and the factorised path, and a per-model summary
-(`--model NAME`, one model per process so its peak RSS is its own).
+on ml-100k with the `make run` preset for 4 epochs), full catalogue scoring through
+`CatalogueScorer` with the model's factorised `score_all` and with the reference per-pair path
+(the whole network on every pair), and a per-model summary (`--model NAME`, registry defaults,
+one model per process so its peak RSS is its own).
 
 Usage:
   python benchmarks/bench_training.py                      # all sections
@@ -27,35 +28,28 @@ import numpy as np
 import tensorflow as tf
 from _bench_utils import (
     StepTimer,
+    catalogue_scorers,
     dense_stack_bound,
     emit,
+    load_split,
     machine_info,
+    make_run,
+    make_run_training,
     matmul_gflops,
     median_time,
     mlp_flops,
     peak_rss_mb,
+    scale_deepfm,
     table,
 )
 
 from tfrec.data import scale
-from tfrec.models import build_model
-from tfrec.models.registry import model_defaults
-from tfrec.workflow import RUN_HPARAMS, RUN_TRAIN, load_data, train_model
+from tfrec.evaluation import score_fn
+from tfrec.models import build_model, model_defaults
+from tfrec.training import training_dataset
+from tfrec.workflow import train_model
 
 PAPER = {"embedding_dim": 16, "dnn_units": [400, 400, 400]}
-
-
-def ranking_data(variant="100k"):
-    """MovieLens `variant` if it is cached or reachable, else a synthetic stand-in."""
-    try:
-        return load_data(variant, history_length=20)
-    except Exception as err:  # noqa: BLE001  (benchmarks must run offline too)
-        from tfrec.data.synthetic import synthetic_movielens
-        from tfrec.training import RankingData
-
-        print(f"(ml-{variant} unavailable: {err}; using synthetic 943 x 1682)")
-        ml = synthetic_movielens(num_users=943, num_movies=1682, ratings_per_user=60)
-        return RankingData.from_movielens(ml, history_length=20)
 
 
 def machine(args) -> dict:
@@ -108,7 +102,7 @@ def throughput(args, gflops: dict) -> dict:
         flops = 3 * mlp_flops(model_schema_fields * 16, PAPER["dnn_units"])
         best = (0.0, None)
         for batch in args.batch_sizes:
-            model, rename = scale.deepfm_for(schema, 16, dnn_units=PAPER["dnn_units"])
+            model, rename = scale_deepfm(schema, 16, PAPER["dnn_units"])
             ds = scale.read_dataset(tmp, batch, shuffle=True, rename=rename)
             steps = max(5, args.examples // batch)
             pipeline = (
@@ -140,7 +134,7 @@ def throughput(args, gflops: dict) -> dict:
             if options.get("mixed"):
                 tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
             try:
-                model, rename = scale.deepfm_for(schema, 16, dnn_units=PAPER["dnn_units"])
+                model, rename = scale_deepfm(schema, 16, PAPER["dnn_units"])
             finally:
                 tf.keras.mixed_precision.set_global_policy(policy)
             ds = scale.read_dataset(tmp, batch, shuffle=True, rename=rename)
@@ -160,25 +154,27 @@ def throughput(args, gflops: dict) -> dict:
 
 
 def scoring(args) -> dict:
-    """Full-catalogue pairs/s, plain vs factorised, for the paper and the `make run` shapes."""
-    data = ranking_data()
-    n = data.movielens.num_movies
-    users = np.arange(min(args.score_users, data.movielens.num_users))
+    """Full-catalogue pairs/s through `CatalogueScorer`: the model's factorised `score_all` vs
+    the reference per-pair path, for the paper and the `make run` shapes."""
+    data = load_split()
+    n = data.num_items
+    users = np.arange(min(args.score_users, data.num_users))
     items = np.broadcast_to(np.arange(n), (users.size, n))
     rows = {}
-    for label, hp in (("make-run 32 / 128-64", RUN_HPARAMS), ("paper 16 / 400-400-400", PAPER)):
-        model = build_model("deepfm", data.example_table(), **{**hp, "dropout": 0.0})
-        plain = data.score_fn(model, "test", factorised=False)
-        fast = data.score_fn(model, "test")
-        fields = len(model.user_tower.encoders) + len(model.movie_tower.encoders)
+    run = make_run()
+    for label, hp in (("make-run 32 / 128-64", run.hparams), ("paper 16 / 400-400-400", PAPER)):
+        model = build_model("deepfm", data, **{**hp, "dropout": 0.0})
+        scorers = catalogue_scorers(model, data, "test")
+        fields = len(model.query_tower.fields) + len(model.candidate_tower.fields)
         k = hp["embedding_dim"]
         full = mlp_flops(fields * k, hp["dnn_units"])
         factored = full - 2 * fields * k * hp["dnn_units"][0]
         bounds = {
-            "plain": dense_stack_bound([fields * k, *hp["dnn_units"]]),
+            "reference": dense_stack_bound([fields * k, *hp["dnn_units"]]),
             "factorised": dense_stack_bound(list(hp["dnn_units"])),
         }
-        for name, fn, flops in (("plain", plain, full), ("factorised", fast, factored)):
+        for name, flops in (("reference", full), ("factorised", factored)):
+            fn = scorers[name]
             rate = users.size * n / median_time(lambda fn=fn: fn(users, items), args.repeats)
             rows[f"{label}, {name}"] = {
                 "pairs/s": rate,
@@ -187,10 +183,13 @@ def scoring(args) -> dict:
                 "bound pairs/s": bounds[name],
                 "% of bound": 100 * rate / bounds[name],
             }
-        got, want = fast(users[:8], items[:8]), plain(users[:8], items[:8])
+        got = scorers["factorised"](users[:8], items[:8])
+        want = scorers["reference"](users[:8], items[:8])
         rows[f"{label}, factorised"]["max |diff|"] = float(np.abs(got - want).max())
     print(
-        f"\nFull-catalogue scoring, {users.size} users x {n} movies (bound = the remaining DNN matmuls alone, each timed at its own shape)"
+        f"\nFull-catalogue scoring through CatalogueScorer, {users.size} users x {n} movies "
+        "(reference = the whole network on every pair; bound = the remaining DNN matmuls alone, "
+        "each timed at its own shape)"
     )
     print(table(rows, digits=2))
     emit("scoring", rows)
@@ -206,56 +205,65 @@ QUALITY_VARIANTS = {
 
 
 def quality(args) -> dict:
-    """ml-100k test metrics with the `make run` hyperparameters: fp32 vs mixed bfloat16 (and,
-    with ``--quality-variants``, Adam vs LazyAdam)."""
+    """ml-100k test metrics with the `make run` preset: fp32 vs mixed bfloat16 (and, with
+    ``--quality-variants``, Adam vs LazyAdam)."""
     rows = {}
+    run = make_run()
     for label in args.quality_variants.split(","):
         model_extra, train_extra = QUALITY_VARIANTS[label]
-        data = ranking_data()
-        cfg = dict(RUN_TRAIN, **({"epochs": args.quality_epochs} if args.quality_epochs else {}))
-        cfg.update(train_extra, verbose=0)
-        result = train_model("deepfm", data, {**RUN_HPARAMS, **model_extra}, cfg)
+        data = load_split()
+        cfg = make_run_training(**({"epochs": args.quality_epochs} if args.quality_epochs else {}))
+        cfg.update(train_extra)
+        result = train_model(run.model, data, {**run.hparams, **model_extra}, cfg, verbose=0)
         m = result.metrics
         rows[label] = {
-            "sampled hr@10": m["sampled hr@10"],
-            "full hr@10": m["full hr@10"],
-            "full ndcg@10": m["full ndcg@10"],
+            "sampled_hr@10": m["sampled_hr@10"],
+            "full_hr@10": m["full_hr@10"],
+            "full_ndcg@10": m["full_ndcg@10"],
             "epochs": m["epochs"],
             "train s": m["train_seconds"],
         }
-    print(f"\nml-100k, make-run hyperparameters, {' vs '.join(rows)} (leave-one-out test)")
+    print(f"\nml-100k, make-run preset, {' vs '.join(rows)} (leave-one-out test)")
     print(table(rows, digits=4))
     emit("quality", rows)
     return rows
 
 
-def one_model(args) -> dict:
-    """Per-model row: 1 epoch on ml-100k, full-catalogue scoring, export, recommend latency."""
-    from tfrec.serving import load_recommender
-    from tfrec.workflow import export_trained
+def examples_per_epoch(model, data, num_negatives: int) -> int:
+    """Training rows one epoch of `training_dataset` emits for `model`'s task."""
+    positives = len(data.train["user_index"])
+    task = model.task
+    with_negatives = task.objective == "pointwise" or (
+        task.objective == "in_batch" and task.mixed_negatives and num_negatives > 0
+    )
+    return positives * (1 + num_negatives) if with_negatives else positives
 
-    data = ranking_data()
-    model = build_model(args.model, data.example_table())
+
+def one_model(args) -> dict:
+    """Per-model row (registry defaults): 2 epochs on ml-100k (the second timed), full-catalogue
+    scoring through `CatalogueScorer`, export, `recommend` latency."""
+    from tfrec.serving import export_model, load_recommender
+
+    data = load_split()
+    model = build_model(args.model, data)
     model.compile(tf.keras.optimizers.Adam(1e-3, jit_compile=False))
-    ds = data.dataset(model, num_negatives=4, batch_size=args.model_batch)
+    ds = training_dataset(model, data, num_negatives=4, batch_size=args.model_batch)
     timer = StepTimer()
     model.fit(ds, epochs=2, callbacks=[timer], verbose=0)
-    examples = len(data.train["user_index"]) * 5
-    score_fn = data.score_fn(model, "test")
-    users = np.arange(data.movielens.num_users)
-    items = np.broadcast_to(
-        np.arange(data.movielens.num_movies), (users.size, data.movielens.num_movies)
-    )
-    seconds = median_time(lambda: score_fn(users, items), repeats=args.repeats)
+    examples = examples_per_epoch(model, data, 4)
+    scorer = score_fn(model, data, "test")
+    users = np.arange(data.num_users)
+    items = np.broadcast_to(np.arange(data.num_items), (users.size, data.num_items))
+    seconds = median_time(lambda: scorer(users, items), repeats=args.repeats)
     row = {
         "epoch s": timer.epoch_seconds[-1],
         "train ex/s": examples / timer.epoch_seconds[-1],
         "score pairs/s": users.size * items.shape[1] / seconds,
     }
     with tempfile.TemporaryDirectory() as tmp:
-        path = export_trained(model, data, tmp, args.model)
+        path = export_model(model, data, as_of="all", base_dir=tmp, name=args.model)
         recommend = load_recommender(path)
-        ids = data.movielens.user_ids
+        ids = data.user_ids
         recommend([str(ids[0])], 10)
         times = []
         for i in range(args.requests):
@@ -266,8 +274,7 @@ def one_model(args) -> dict:
     row["recommend p99 ms"] = 1e3 * float(np.percentile(times, 99))
     row["peak RSS MB"] = peak_rss_mb()
     print(table({args.model: row}, digits=1))
-    defaults = model_defaults(args.model)
-    row["hparams"] = ", ".join(f"{k}={v}" for k, v in defaults.items() if k != "history")
+    row["hparams"] = ", ".join(f"{k}={v}" for k, v in model_defaults(args.model).items())
     emit(f"model:{args.model}", row)
     return row
 
@@ -284,7 +291,7 @@ def main(argv=None) -> None:
     parser.add_argument("--examples", type=int, default=400_000, help="per timed repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--score-users", type=int, default=256)
-    parser.add_argument("--quality-epochs", type=int, default=4, help="0: make-run epochs")
+    parser.add_argument("--quality-epochs", type=int, default=4, help="0: the preset's epochs")
     parser.add_argument(
         "--quality-variants", default="fp32,mixed_bfloat16", help=f"of {','.join(QUALITY_VARIANTS)}"
     )

@@ -1,9 +1,12 @@
 """Compares every registered ranking model, and three classical baselines, on one budget.
 
 Each model is trained on the MovieLens leave-one-out split (default ml-100k) through
-`tfrec.workflow.train_model` with the same training configuration (`make run`'s settings:
+`tfrec.workflow.train_model` with the same training configuration (the `make run` preset's
+training settings, `tfrec.models.preset("movielens-100k")`, over the registry's defaults:
 Adam, batch 2048, 8 uniform negatives per positive, at most ``--epochs`` epochs with early
-stopping on the validation sampled NDCG@10, best epoch restored), then evaluated on the test split.
+stopping on the validation sampled NDCG@10, best epoch restored), then evaluated on the test
+split. Hyperparameters come from the registry only: the preset's model (DeepFM) uses the
+preset's, every other model its registered defaults (`tfrec models` prints them).
 ``neumf_pretrained`` is the paper's best NeuMF: GMF and the NCF MLP are trained first (same
 budget each), combined by `NeuMF.from_pretrained` and fine-tuned; its time and epochs add up
 all three runs.
@@ -36,51 +39,43 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from _bench_utils import make_run, make_run_training
 
 from tfrec.baselines import EASE, ItemKNN, Popularity
-from tfrec.evaluation import format_table, sampled_ranking
-from tfrec.models import NeuMF
+from tfrec.evaluation import evaluate, evaluate_model, format_table, sampled_ranking, score_fn
+from tfrec.models import NeuMF, available_models, model_defaults
 from tfrec.training import fit
-from tfrec.workflow import RUN_HPARAMS, RUN_TRAIN, flatten, load_data, train_model
+from tfrec.workflow import load_data, train_model
 
-HPARAMS = {
-    "deepfm": dict(RUN_HPARAMS),
-    "fm": {"embedding_dim": 32, "l2": 1e-5},
-    "ffm": {"embedding_dim": 4, "l2": 1e-5},
-    "gmf": {"embedding_dim": 32, "l2": 1e-5},
-    "ncf_mlp": {"embedding_dim": 32, "mlp_units": [64, 32, 16], "l2": 1e-5},
-    "neumf": {"embedding_dim": 32, "mlp_embedding_dim": 32, "mlp_units": [64, 32, 16], "l2": 1e-5},
-    "wide_deep": {"embedding_dim": 32, "dnn_units": [128, 64], "dropout": 0.1, "l2": 1e-5},
-    "dcn": {
-        "embedding_dim": 32,
-        "cross_layers": 2,
-        "projection_dim": 64,
-        "dnn_units": [128, 64],
-        "dropout": 0.1,
-        "l2": 1e-5,
-    },
-}
-"""Model hyperparameters of the comparison (registry defaults for everything not listed)."""
+RANKING_MODELS = [m for m in available_models() if model_defaults(m).get("task") == "ranking"]
+"""Every registered model trained with the pointwise ranking task (not the retrieval ones)."""
 
-TRAIN = {k: v for k, v in RUN_TRAIN.items() if k != "epochs"}  # the `make run` settings
+TRAIN = {k: v for k, v in make_run_training().items() if k != "epochs"}  # `make run`'s
 PRETRAINED_LR_SCALE = 0.25  # NeuMF fine-tuning restarts Adam: smaller steps keep the init
 BASELINES = {
     "popularity": Popularity,
     "itemknn": lambda: ItemKNN(k=50),
     "ease": lambda: EASE(l2=500.0),
 }
-MODELS = [*HPARAMS, "neumf_pretrained"]
+MODELS = [*RANKING_MODELS, "neumf_pretrained"]
 COLUMNS = [
-    "sampled hr@10",
-    "sampled ndcg@10",
-    "full hr@10",
-    "full ndcg@10",
+    "sampled_hr@10",
+    "sampled_ndcg@10",
+    "full_hr@10",
+    "full_ndcg@10",
     "auc",
     "epochs",
     "train s",
     "examples/s",
     "peak MB",
 ]
+
+
+def hparams(name: str) -> dict:
+    """The comparison's hyperparameters of model `name`: the preset's for its model, else none
+    (registry defaults)."""
+    run = make_run()
+    return dict(run.hparams) if name == run.model else {}
 
 
 class Throughput(tf.keras.callbacks.Callback):
@@ -102,25 +97,26 @@ class Throughput(tf.keras.callbacks.Callback):
         self.epochs += 1
 
 
-def sampled_auc(score_fn, data, split="test") -> float:
+def sampled_auc(scores, data, split="test") -> float:
     """Mean per-user AUC of the target against the sampled protocol's 99 negatives."""
     aucs = []
 
     def capture(users, items):
-        scores = np.asarray(score_fn(users, items), np.float64)
-        target, negatives = scores[:, :1], scores[:, 1:]
+        values = np.asarray(scores(users, items), np.float64)
+        target, negatives = values[:, :1], values[:, 1:]
         aucs.append(np.mean((negatives < target) + 0.5 * (negatives == target), axis=1))
-        return scores
+        return values
 
     users, targets = data.targets(split)
-    n = data.movielens.num_movies
-    sampled_ranking(capture, users, targets, n, data.exclude_set(split), seed=0)
+    sampled_ranking(capture, users, targets, data.num_items, data.seen(split), seed=0)
     return float(np.concatenate(aucs).mean())
 
 
 def _train(name, data, train_cfg):
     meter = Throughput()
-    result = train_model(name, data, HPARAMS.get(name, {}), dict(train_cfg, callbacks=[meter]))
+    cfg = dict(train_cfg)
+    verbose = cfg.pop("verbose", "auto")
+    result = train_model(name, data, hparams(name), dict(cfg, callbacks=[meter]), verbose=verbose)
     return result, meter
 
 
@@ -138,17 +134,17 @@ def run_model(name, data, train_cfg) -> dict:
         mlp, mlp_meter = _train("ncf_mlp", data, train_cfg)
         model = NeuMF.from_pretrained(gmf.model, mlp.model, alpha=0.5)
         meter = Throughput()
-        lr = train_cfg["learning_rate"] * PRETRAINED_LR_SCALE
+        cfg = dict(train_cfg, learning_rate=train_cfg["learning_rate"] * PRETRAINED_LR_SCALE)
         start = time.perf_counter()
-        fit(model, data, **dict(train_cfg, learning_rate=lr, callbacks=[meter]))
+        fit(model, data, callbacks=[meter], **cfg)
         finetune = time.perf_counter() - start
-        metrics = flatten(data.evaluate(data.score_fn(model, "test"), "test"))
+        metrics = evaluate_model(model, data, "test")
         meters = (gmf_meter, mlp_meter, meter)
         steps_seconds = sum(m.seconds for m in meters)
         epochs = sum(m.epochs for m in meters)
         train_seconds = gmf.metrics["train_seconds"] + mlp.metrics["train_seconds"] + finetune
         epochs_text = "+".join(str(m.epochs) for m in meters)
-    metrics["auc"] = sampled_auc(data.score_fn(model, "test"), data)
+    metrics["auc"] = sampled_auc(score_fn(model, data, "test"), data)
     metrics["epochs"] = epochs_text
     metrics["train s"] = round(float(train_seconds), 1)
     metrics["examples/s"] = round(epochs * examples_per_epoch / max(steps_seconds, 1e-9))
@@ -157,14 +153,14 @@ def run_model(name, data, train_cfg) -> dict:
 
 def run_baseline(name, data) -> dict:
     """Fits a classical baseline on train + valid and evaluates it like the models."""
-    seen = data.exclude["test"]
-    ml = data.movielens
+    known = data.known("test")
     start = time.perf_counter()
     model = BASELINES[name]().fit(
-        seen["user_index"], seen["movie_index"], ml.num_users, ml.num_movies
+        known["user_index"], known["movie_index"], data.num_users, data.num_items
     )
     seconds = time.perf_counter() - start
-    metrics = flatten(data.evaluate(model.score_fn, "test"))
+    users, targets = data.targets("test")
+    metrics = evaluate(model.score_fn, users, targets, data.num_items, data.seen("test"))
     metrics.update(auc=sampled_auc(model.score_fn, data), epochs="-")
     metrics.update({"train s": round(seconds, 1), "examples/s": "-"})
     return metrics
@@ -215,15 +211,15 @@ def quality_report(rows: dict) -> list[str]:
         return []
     lines = []
     for name, row in models.items():
-        if row["sampled hr@10"] < 0.62:
-            lines.append(f"below bar: {name} sampled hr@10 {row['sampled hr@10']:.4f} < 0.62")
-    best = max(models, key=lambda k: models[k]["sampled hr@10"])
+        if row["sampled_hr@10"] < 0.62:
+            lines.append(f"below bar: {name} sampled_hr@10 {row['sampled_hr@10']:.4f} < 0.62")
+    best = max(models, key=lambda k: models[k]["sampled_hr@10"])
     for name in dict.fromkeys([best, *(k for k in models if k.startswith("neumf"))]):
         row = models[name]
-        ok = row["sampled hr@10"] >= 0.70 and row["full hr@10"] >= 0.14
+        ok = row["sampled_hr@10"] >= 0.70 and row["full_hr@10"] >= 0.14
         lines.append(
             f"{'meets' if ok else 'below'} bar (sampled >= 0.70, full >= 0.14): {name} "
-            f"sampled {row['sampled hr@10']:.4f}, full {row['full hr@10']:.4f}"
+            f"sampled {row['sampled_hr@10']:.4f}, full {row['full_hr@10']:.4f}"
         )
     return lines
 

@@ -1,7 +1,8 @@
 """DeepFM hyperparameter search on ml-100k leave-one-out (the numbers in RESULTS.md).
 
-Each configuration trains with early stopping on validation full-ranking NDCG@10 and is
-scored on the test split under both protocols. Usage:
+Each configuration trains with early stopping (on the registry's default monitor,
+validation full-ranking NDCG@10, unless the configuration sets ``monitor``; the last grid
+entry is the `make run` preset) and is scored on the test split under both protocols. Usage:
 
     python benchmarks/tune_deepfm.py                      # the recorded grid
     python benchmarks/tune_deepfm.py '{"hp": {"embedding_dim": 16}, "epochs": 3}'
@@ -13,20 +14,24 @@ import json
 import sys
 
 import tfrec  # noqa: F401  # isort: skip
-from tfrec.workflow import RUN_HPARAMS, RUN_TRAIN, load_data, train_model
+from _bench_utils import make_run
+
+from tfrec.workflow import load_data, train_model
+
+RUN = make_run()
 
 GRID = [
     {"hp": {"embedding_dim": 16, "dnn_units": [128, 64], "dropout": 0.1}, "epochs": 3,
      "batch_size": 1024, "learning_rate": 1e-3},
     {"hp": {"embedding_dim": 32, "dnn_units": [256, 128], "dropout": 0.2, "l2": 1e-5},
      "epochs": 10, "batch_size": 1024, "learning_rate": 1e-3},
-    {"hp": dict(RUN_HPARAMS), **RUN_TRAIN},
+    {"hp": dict(RUN.hparams), **RUN.train},
 ]  # fmt: skip
 COLUMNS = (
-    "sampled hr@10",
-    "sampled ndcg@10",
-    "full hr@10",
-    "full ndcg@10",
+    "sampled_hr@10",
+    "sampled_ndcg@10",
+    "full_hr@10",
+    "full_ndcg@10",
     "epochs",
     "train_seconds",
 )
@@ -40,7 +45,7 @@ def main(argv: list[str]) -> None:
     for config in grid:
         config = dict(config)
         hp = config.pop("hp")
-        metrics = train_model("deepfm", data, hp, dict(config, verbose=2)).metrics
+        metrics = train_model("deepfm", data, hp, config, verbose=2).metrics
         values = " | ".join(
             f"{metrics[c]:.4f}" if c not in ("epochs", "train_seconds") else str(metrics[c])
             for c in COLUMNS
