@@ -29,4 +29,3 @@ def select_keras2() -> None:
     module = tf.keras.layers.Dense.__module__
     if not module.startswith("tf_keras"):
         raise ImportError(_TOO_LATE.format(module=module, env=_ENV, value=previous))
-
