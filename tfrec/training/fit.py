@@ -102,23 +102,24 @@ def _strategy_of(model, strategy):
 
 
 def _built(model_or_builder, strategy):
-    """The model, built (by the builder, if given one) under `strategy`'s scope."""
-    model = model_or_builder
-    if not isinstance(model, tf.keras.Model):
-        if not callable(model):
-            raise TypeError(
-                "`model` must be a tfrec model or a function that builds one (called under the "
-                f"strategy's scope). Received: model={type(model).__name__}"
+    """The model, checked (outside any scope) to belong to `strategy`, or a builder's model,
+    built under `strategy`'s scope."""
+    if isinstance(model_or_builder, tf.keras.Model):
+        if tf.distribute.has_strategy() or model_or_builder.distribute_strategy is not strategy:
+            raise ValueError(
+                "The model was created outside the strategy's scope, so its variables are not "
+                f"distributed. Received: strategy={type(strategy).__name__}. Fix: build it "
+                "inside `with strategy.scope():`, or pass a builder: fit(lambda: "
+                "build_model(name, data), data, strategy=...)."
             )
-        model = model_or_builder()
-    if model.distribute_strategy is not strategy:
-        raise ValueError(
-            "The model was created outside the strategy's scope, so its variables are not "
-            f"distributed. Received: strategy={type(strategy).__name__}. Fix: build it inside "
-            "`with strategy.scope():`, or pass a builder: fit(lambda: build_model(name, data), "
-            "data, strategy=...)."
+        return model_or_builder
+    if not callable(model_or_builder):
+        raise TypeError(
+            "`model` must be a tfrec model or a function that builds one (called under the "
+            f"strategy's scope). Received: model={type(model_or_builder).__name__}"
         )
-    return model
+    with strategy.scope():
+        return model_or_builder()
 
 
 def _describe(strategy, model) -> str:
@@ -168,8 +169,8 @@ def fit(model, data: SplitData, callbacks=(), verbose="auto", log_dir=None, chec
     check_save_freq(save_freq)
     strategy = _strategy_of(model, strategy)
     tf.keras.utils.set_random_seed(_seed(settings))
+    model = _built(model, strategy)
     with strategy.scope():
-        model = _built(model, strategy)
         cfg = {**train_defaults(getattr(model, "registry_name", None)), **settings}
         epochs = cfg["epochs"]
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:

@@ -59,8 +59,8 @@ def fit_records(model, directory, rename: dict, strategy=None, epochs=1, steps_p
     strategy = _strategy_of(model, strategy)
     tf.keras.utils.set_random_seed(seed)
     schema = scale.load_schema(directory)
+    model = _built(model, strategy)
     with strategy.scope():
-        model = _built(model, strategy)
         model(next(iter(scale.read_dataset(directory, 2, rename=rename))), training=False)
         model.compile(optimizer=get_optimizer(optimizer, learning_rate))
     global_batch = batch_size * strategy.num_replicas_in_sync

@@ -87,8 +87,17 @@ def fingerprint(model, settings: dict, steps_per_epoch: int) -> str:
     for key in ("compile_config", "build_config"):
         config.pop(key, None)
     kept = {k: v for k, v in settings.items() if k != "epochs"}
-    blob = json.dumps([config, kept, steps_per_epoch], sort_keys=True, default=str)
+    blob = json.dumps([_unnamed(config), kept, steps_per_epoch], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _unnamed(config):
+    """`config` without layer names, which Keras numbers per process ("fm_3")."""
+    if isinstance(config, dict):
+        return {k: _unnamed(v) for k, v in config.items() if k != "name"}
+    if isinstance(config, list | tuple):
+        return [_unnamed(v) for v in config]
+    return config
 
 
 def _write_atomic(path: Path, write) -> None:
