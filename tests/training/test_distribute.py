@@ -29,7 +29,7 @@ import tensorflow as tf
 from tfrec import cli, workflow
 from tfrec.features.inputs import feature_store
 from tfrec.models import build_model
-from tfrec.serving import export_model
+from tfrec.serving import recommender_module
 from tfrec.training import STRATEGIES, fit, is_chief, ordinary_copy, strategy_from_name
 from tfrec.training.distribute import _regroup
 
@@ -93,9 +93,7 @@ def test_a_model_built_outside_the_strategy_is_refused(tiny_data):
         fit(model, tiny_data, strategy=tf.distribute.MirroredStrategy(), epochs=1)
 
 
-def test_a_mirrored_fit_exports_ordinary_variables_scoring_like_the_trained_ones(
-    tiny_data, tmp_path
-):
+def test_a_mirrored_fit_exports_ordinary_variables_scoring_like_the_trained_ones(tiny_data):
     history = fit(lambda: build_model("deepfm", tiny_data, **SMALL), tiny_data,
                   strategy="mirrored", epochs=1, batch_size=128, num_negatives=2,
                   verbose=0)  # fmt: skip
@@ -113,8 +111,10 @@ def test_a_mirrored_fit_exports_ordinary_variables_scoring_like_the_trained_ones
     np.testing.assert_allclose(copy.score(features), mirrored.score(features), atol=1e-6)
     assert ordinary_copy(copy, features) is copy  # an ordinary model is kept as is
 
-    path = export_model(mirrored, tiny_data, base_dir=tmp_path, name="mirrored", warmup=False)
-    served = tf.saved_model.load(str(path)).signatures["serving_default"](**ids)["score"]
+    module = recommender_module(mirrored, tiny_data)  # what export_model saves
+    assert module.model is not mirrored
+    assert not any(isinstance(v, tf.distribute.DistributedValues) for v in module.model_state)
+    served = module.score_ids(ids["user_id"], ids["movie_id"])["score"]
     np.testing.assert_allclose(served.numpy(), mirrored.score(features).numpy(), atol=1e-5)
 
 
@@ -201,6 +201,7 @@ def test_two_workers_train_like_one_process_and_the_chief_exports_a_servable(
     np.testing.assert_allclose(served, expected_scores, atol=1e-5)
 
 
+@pytest.mark.slow  # multi-worker training stays covered by the test above
 def test_a_killed_worker_restarted_with_the_cluster_resumes_the_run(
     multi_worker_run, movielens_files, kit, processes, tmp_path
 ):

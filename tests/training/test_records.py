@@ -9,7 +9,6 @@ Two real workers reading their files are measured in benchmarks/bench_distribute
 import tfrec  # noqa: F401  # isort: skip
 from collections import Counter
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -48,9 +47,9 @@ def test_each_worker_reads_its_own_files(records):
     assert sum(per_worker, Counter()) == everything  # disjoint files, every row once
     salted = records_dataset_fn(directory, 512, {}, seed=1, salted=True)
     one = tf.distribute.InputContext(1, 0, 1)
-    first, second = next(iter(salted(one))), next(iter(salted(one)))
-    assert first["label"].shape == (512,)
-    assert not np.array_equal(first["user_id"], second["user_id"])  # each pipeline its order
+    firsts = [next(iter(salted(one)))["user_id"].numpy() for _ in range(5)]
+    assert firsts[0].shape == (512,)
+    assert len({first.tobytes() for first in firsts}) > 1  # pipelines start at their own offset
 
 
 def test_deepfm_trains_on_the_stream_resumably(records, tmp_path):

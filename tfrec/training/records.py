@@ -5,8 +5,8 @@ written by `tfrec.data.scale` is too large for that and already carries labelled
 into files. Those files are the natural unit to share out: under ``multi_worker`` every worker
 reads its own files (``shard`` by file, from the strategy's input context), so no row is read
 twice and the global batch is the workers' batches together; under ``parameter_server`` each
-worker streams all files in its own order (a clock-salted shuffle, since every worker runs the
-same dataset function). Both go through Keras' `DatasetCreator`, which keeps one dataset per
+worker streams all files from its own offset (clock-salted, since every worker runs the same
+dataset function). Both go through Keras' `DatasetCreator`, which keeps one dataset per
 worker and prefetches to the replicas' devices.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfrec.data import scale
-from tfrec.data.pipelines import epoch_seed
 from tfrec.optimizers import get_optimizer
 from tfrec.training.distribute import is_chief, is_parameter_server, num_workers
 from tfrec.training.fit import _built, _strategy_of
@@ -24,22 +23,23 @@ from tfrec.training.resume import TrainingBackup, check_save_freq, fingerprint
 
 def records_dataset_fn(directory, batch_size: int, rename: dict, seed: int = 0, salted=False):
     """The `DatasetCreator` function: endless per-replica batches of this input pipeline's
-    files (shuffled by `seed`; with `salted`, by a seed drawn from the clock per pipeline)."""
+    files, shuffled by `seed`. With `salted` (parameter-server workers, which all run the same
+    traced function) each pipeline starts the shuffled stream at its own offset, drawn from the
+    clock when the worker builds it, so workers do not step through the same batches."""
 
     def dataset_fn(context: tf.distribute.InputContext):
         shard = None
         if context.num_input_pipelines > 1:
             shard = (context.num_input_pipelines, context.input_pipeline_id)
-        mine = epoch_seed(seed, tf.cast(tf.timestamp() * 1e6, tf.int64)) if salted else seed
+        per_replica = context.get_per_replica_batch_size(batch_size)
         ds = scale.read_dataset(
-            directory,
-            context.get_per_replica_batch_size(batch_size),
-            shuffle=True,
-            seed=mine,
-            rename=rename,
-            shard=shard,
-        )
-        return ds.repeat()
+            directory, per_replica, shuffle=True, seed=seed, rename=rename, shard=shard
+        ).repeat()
+        if salted:
+            batches = max(1, scale.load_schema(directory)["rows"] // per_replica)
+            salt = tf.cast(tf.timestamp() * 1e6, tf.int64)
+            ds = ds.skip(salt % batches)
+        return ds
 
     return dataset_fn
 
