@@ -4,6 +4,7 @@
     tfrec models                             # registered models, defaults, presets
     tfrec train deepfm --epochs 20           # train on the leave-one-out split, save to runs/
     tfrec train --preset movielens-100k      # the tuned configuration `make run` trains
+    tfrec train deepfm --strategy multi_worker   # on a cluster (TF_CONFIG); resumable
     tfrec evaluate --model-dir runs/deepfm   # sampled and full ranking next to popularity
     tfrec export --model-dir runs/deepfm     # a TF Serving SavedModel in saved_models/deepfm/<n>
     tfrec recommend --user 196 --k 10        # top-k titles from the latest export
@@ -98,9 +99,43 @@ def cmd_train(args) -> None:
             settings[flag] = getattr(args, flag)
     train_cfg, model_hp = _split_settings(settings)
     output = Path(args.output or f"runs/{model}")
-    result = workflow.train(model, data_source(args), model_hp, train_cfg, output)
+    strategy, backup = _distribution(args, output)
+    result = workflow.train(model, data_source(args), model_hp, train_cfg, output,
+                            strategy=strategy, backup_dir=backup,
+                            save_freq=args.save_freq)  # fmt: skip
     print(workflow.format_results({model: result.metrics}))
-    print(f"saved to {output}")
+    if _is_chief(strategy):
+        print(f"saved to {output}")
+
+
+def _distribution(args, output: Path):
+    """The strategy `--strategy` names (cluster from TF_CONFIG) and the backup directory."""
+    from tfrec.training.distribute import strategy_from_name
+
+    strategy = strategy_from_name(args.strategy, min_shard_bytes=args.min_shard_bytes)
+    backup = None if args.no_backup else Path(args.backup_dir or f"{output}.backup")
+    return strategy, backup
+
+
+def _is_chief(strategy) -> bool:
+    from tfrec.training.distribute import is_chief
+
+    return is_chief(strategy)
+
+
+def _save_freq(value: str):
+    """``epoch`` or a number of steps, for --save-freq."""
+    if value == "epoch":
+        return value
+    try:
+        steps = int(value)
+    except ValueError:
+        steps = 0
+    if steps < 1:
+        raise argparse.ArgumentTypeError(
+            f"expects 'epoch' or a number of steps >= 1. Received: --save-freq {value}"
+        )
+    return steps
 
 
 def cmd_evaluate(args) -> None:
@@ -185,6 +220,32 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=positive_int, dest="batch_size")
     train.add_argument("--learning-rate", type=float, dest="learning_rate")
     train.add_argument("--output", help="run directory (default runs/<model>)")
+    train.add_argument(
+        "--strategy",
+        default="default",
+        choices=("default", "mirrored", "multi_worker", "parameter_server"),
+        help="tf.distribute strategy; the cluster comes from TF_CONFIG (README: Training on a "
+        "cluster)",
+    )
+    train.add_argument(
+        "--backup-dir",
+        help="where the run is backed up while it trains, so that rerunning the same command "
+        "after a crash resumes it (default <output>.backup; deleted when training ends)",
+    )
+    train.add_argument("--no-backup", action="store_true", help="train without a backup")
+    train.add_argument(
+        "--save-freq",
+        type=_save_freq,
+        default="epoch",
+        help="back up every epoch (default) or every N steps as well",
+    )
+    train.add_argument(
+        "--min-shard-bytes",
+        type=int,
+        default=256 << 10,
+        help="parameter_server: variables of at least this size are split across the "
+        "parameter servers into shards of at least this size (default 262144)",
+    )
     train.set_defaults(func=cmd_train)
 
     evaluate = command("evaluate", "sampled and full ranking metrics of a trained run")

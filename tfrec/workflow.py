@@ -28,7 +28,8 @@ from tfrec.data import SplitData, load_movielens
 from tfrec.evaluation import evaluate, evaluate_model, format_table
 from tfrec.features.inputs import ModelInputs
 from tfrec.models import TRAIN_DEFAULTS, build_model, preset
-from tfrec.training import fit
+from tfrec.training import fit, is_chief, ordinary_copy
+from tfrec.training.distribute import resolve_strategy
 
 RUN_PRESET = "movielens-100k"
 """The preset `make run` trains (see `tfrec.models.PRESETS`)."""
@@ -56,17 +57,31 @@ def load_data(variant="100k", source="auto", data_dir=None, path=None) -> SplitD
     return SplitData.from_movielens(ml)
 
 
-def train_model(name, data: SplitData, model_hp: dict, train_cfg: dict, verbose="auto"):
-    """Builds model `name` adapted to the training rows, fits it, evaluates it on test."""
-    model = build_model(name, data, **model_hp)
+def train_model(name, data: SplitData, model_hp: dict, train_cfg: dict, verbose="auto",
+                strategy=None, backup_dir=None, save_freq="epoch"):  # fmt: skip
+    """Builds model `name` adapted to the training rows (under `strategy`'s scope: a
+    `tf.distribute.Strategy` or a name of `tfrec.training.STRATEGIES`), fits it (resumably,
+    with a `backup_dir`), and evaluates it on test. The result holds an ordinary copy of the
+    model (every worker of a cluster makes it; see `tfrec.training.ordinary_copy`)."""
+    strategy = resolve_strategy(strategy)
     start = time.perf_counter()
-    history = fit(model, data, verbose=verbose, **train_cfg)
+    history = fit(
+        lambda: build_model(name, data, **model_hp), data, verbose=verbose, strategy=strategy,
+        backup_dir=backup_dir, save_freq=save_freq, **train_cfg,
+    )  # fmt: skip
     seconds = time.perf_counter() - start
+    model = ordinary_copy(history.model, _one_row(history.model, data))
     metrics = evaluate_model(model, data, "test")
     metrics["epochs"] = len(history.history.get("loss", []))
     metrics["train_seconds"] = round(seconds, 1)
     logs = {k: [float(x) for x in v] for k, v in history.history.items()}
     return TrainResult(model, data, metrics, logs)
+
+
+def _one_row(model, data: SplitData) -> dict:
+    """One batch of `model`'s inputs (builds a model's weights)."""
+    inputs = ModelInputs.build(model, data, "test")
+    return inputs.gather(tf.constant([0]), tf.constant([0]))
 
 
 def baseline_metrics(data: SplitData, split="test") -> dict:
@@ -163,8 +178,7 @@ def load_model(directory: Path, data: SplitData):
     config = json.loads(path.read_text())
     check_config(config, str(path))
     model = tf.keras.layers.deserialize(config)
-    inputs = ModelInputs.build(model, data, "test")
-    model(inputs.gather(tf.constant([0]), tf.constant([0])), training=False)
+    model(_one_row(model, data), training=False)
     model.load_weights(str(Path(directory) / "weights" / "model")).expect_partial()
     return model
 
@@ -221,12 +235,20 @@ def load_run(run_dir: Path):
     return load_model(run_dir, data), data, meta
 
 
-def train(name, source: dict, model_hp, train_cfg, output: Path, verbose="auto") -> TrainResult:
+def train(name, source: dict, model_hp, train_cfg, output: Path, verbose="auto", strategy=None,
+          backup_dir=None, save_freq="epoch") -> TrainResult:  # fmt: skip
     """`tfrec train`: train `name` on the data `source` describes (variant, source, data_dir,
-    path: the arguments of `load_movielens`) and save the run directory `output`."""
+    path: the arguments of `load_movielens`) and save the run directory `output`.
+
+    Under a strategy every worker of the cluster runs this; only the chief writes `output`.
+    With `backup_dir`, a killed run rerun with the same arguments resumes (`tfrec.training.fit`).
+    """
     data = load_data(**source)
-    result = train_model(name, data, model_hp, train_cfg, verbose=verbose)
-    save_run(result, output, name, source, model_hp, train_cfg)
+    strategy = resolve_strategy(strategy)
+    result = train_model(name, data, model_hp, train_cfg, verbose=verbose, strategy=strategy,
+                         backup_dir=backup_dir, save_freq=save_freq)  # fmt: skip
+    if is_chief(strategy):
+        save_run(result, output, name, source, model_hp, train_cfg)
     return result
 
 

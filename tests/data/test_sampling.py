@@ -116,6 +116,32 @@ def test_sample_usable_inside_tf_data_map_in_graph_mode():
         assert not np.isin(batch[0], [1, 2]).any() and not np.isin(batch[1], [0]).any()
 
 
+@pytest.mark.parametrize("distribution", ["uniform", "popularity"])
+def test_built_here_makes_its_tables_inside_a_dataset_function(distribution):
+    """As a parameter-server worker runs it: the dataset function is traced once and may
+    create no variable; its tables live in it; seeded draws equal the usual sampler's."""
+    seen = _random_seen()
+    sampler = NegativeSampler(seen, distribution, seed=3)
+    users = tf.range(40, dtype=tf.int64)
+
+    def refuse_variables(next_creator, **kwargs):
+        raise AssertionError("a dataset function must not create variables")
+
+    @tf.function
+    def dataset_fn():
+        local = sampler.built_here()
+        rows = tf.data.Dataset.from_tensors(users)
+        return rows.map(lambda u: local.sample(u, 6, seed=tf.constant([1, 2], tf.int64)))
+
+    with tf.variable_creator_scope(refuse_variables):
+        concrete = dataset_fn.get_concrete_function()
+    ((drawn,),) = [list(concrete().as_numpy_iterator())]
+    np.testing.assert_array_equal(drawn, sampler.sample(users, 6, seed=tf.constant([1, 2])))
+    positives = _positive_sets(seen)
+    assert not any(item in positives[u] for u, row in enumerate(drawn) for item in row)
+    assert sampler._graph is not None and sampler.built_here()._graph is not sampler._graph
+
+
 def test_sample_users_without_positives_get_plain_draws():
     empty = SeenItems.empty(3, 4)
     drawn = NegativeSampler(empty, seed=0).sample(tf.zeros([500], tf.int64), 2)

@@ -18,7 +18,7 @@ from tfrec.features.towers import RECENT_MOVIES
 from tfrec.models import build_model
 from tfrec.tasks import CatalogueSoftmax
 from tfrec.training import PIPELINES, training_dataset, training_inputs, training_rows
-from tfrec.training.pipelines import window_rows
+from tfrec.training.pipelines import steps_per_epoch, window_rows
 
 L = 4
 
@@ -54,6 +54,49 @@ def test_objectives_have_pipelines():
         ("sequences", "catalogue"),
         ("sequences", "negatives"),
     ]
+
+
+@pytest.mark.parametrize(
+    "name, settings",
+    [
+        ("deepfm", {"embedding_dim": 4, "dnn_units": (4,), "history_length": L}),
+        ("two_tower", {"embedding_dim": 4, "history_length": L}),  # in-batch, mixed negatives
+        (
+            "sasrec",
+            {
+                "embedding_dim": 8,
+                "num_blocks": 1,
+                "history_length": L,
+                "loss": "gbce",
+                "loss_negatives": 3,
+            },
+        ),  # sequences, with negatives per position
+    ],
+)
+def test_an_epoch_depends_only_on_seed_and_epoch(tiny_data, name, settings):
+    """What resuming needs: epoch e built alone (``epochs=(e, e + 1)``, as a resumed run builds
+    it) holds exactly the batches epoch e has in an uninterrupted stream; other epochs and
+    seeds differ; no batch spans two epochs."""
+    model = build_model(name, tiny_data, **settings)
+    options = dict(num_negatives=2, batch_size=50, seed=3)
+    steps = steps_per_epoch(model, tiny_data, 2, 50)
+    stream = list(training_dataset(model, tiny_data, epochs=(0, 3), **options))
+    assert len(stream) == 3 * steps
+    alone = list(training_dataset(model, tiny_data, epochs=(1, 2), **options))
+    assert len(alone) == steps
+    for got, expected in zip(alone, stream[steps : 2 * steps], strict=True):
+        for key in expected:
+            np.testing.assert_array_equal(got[key].numpy(), expected[key].numpy(), err_msg=key)
+    key = "row" if "row" in stream[0] else ("targets" if "targets" in stream[0] else "movie_index")
+    first = np.concatenate([b[key].numpy().ravel() for b in stream[:steps]])
+    second = np.concatenate([b[key].numpy().ravel() for b in stream[steps : 2 * steps]])
+    assert not np.array_equal(first, second)  # a new order (and new negatives) every epoch
+    other = list(training_dataset(model, tiny_data, epochs=(1, 2), **{**options, "seed": 4}))
+    assert not np.array_equal(np.concatenate([b[key].numpy().ravel() for b in other]), second)
+    dropped = list(training_dataset(model, tiny_data, epochs=(0, 2), drop_remainder=True,
+                                    **options))  # fmt: skip
+    full = steps_per_epoch(model, tiny_data, 2, 50, drop_remainder=True)
+    assert len(dropped) == 2 * full and {len(b[key]) for b in dropped} == {50}
 
 
 def test_pointwise_epoch_has_every_positive_once_and_three_negatives_each(tiny_data, pointwise):

@@ -56,11 +56,8 @@ class GraphDraws:
         self._offsets = tf.constant(indptr)
         self._free = tf.constant(self.num_items - counts)  # non-positive items per user
         self._skip_keys = tf.constant(np.append(keys - rank, sentinel))
-        self._generator = (
-            tf.random.Generator.from_seed(seed)
-            if seed is not None
-            else tf.random.Generator.from_non_deterministic_state()
-        )
+        self._seed = seed
+        self._generator = None  # made on the first unseeded draw (a variable: not in tf.data)
         self.popularity = weights is not None
         if self.popularity:
             self._init_popularity(weights, pos_user, items, indptr, counts)
@@ -70,6 +67,13 @@ class GraphDraws:
         batch = tf.shape(users, out_type=tf.int64)[0]
         flat_users = tf.repeat(users, num_negatives)
         if seed is None:
+            if self._generator is None:
+                with tf.init_scope():
+                    self._generator = (
+                        tf.random.Generator.from_seed(self._seed)
+                        if self._seed is not None
+                        else tf.random.Generator.from_non_deterministic_state()
+                    )
             seed = self._generator.make_seeds(1)[:, 0]
         seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), ROUNDS + 2)
         if self.popularity:

@@ -15,6 +15,35 @@ import tensorflow as tf
 from tfrec.data.sampling import NegativeSampler
 
 
+def epoch_seed(seed, epoch) -> tf.Tensor:
+    """The int64 seed of epoch `epoch` of a pipeline seeded with `seed` (ints or tensors).
+
+    Exists so that an epoch's randomness (order, negatives, masks) depends on (seed, epoch)
+    alone, never on how many times a dataset object was iterated before: a run resumed at
+    epoch e re-creates exactly the batches an uninterrupted run saw in epoch e."""
+    pair = tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)])
+    return tf.random.stateless_uniform([], pair, minval=None, maxval=None, dtype=tf.int64)
+
+
+def over_epochs(epochs, make_epoch) -> tf.data.Dataset:
+    """Epochs ``start, start + 1, ...`` (`epochs` = (start, stop); stop None: endless) one
+    after the other, each ``make_epoch(epoch)`` (a dataset of that epoch's batches)."""
+    start, stop = epochs
+    for name, value in (("start", start), ("stop", stop)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | np.integer)
+        ):
+            raise ValueError(f"epochs must be (start, stop) integers. Received: {name}={value!r}")
+    if stop is not None and not 0 <= start < stop:
+        raise ValueError(f"epochs must satisfy 0 <= start < stop. Received: epochs={epochs!r}")
+    numbers = (
+        tf.data.Dataset.counter(int(start))
+        if stop is None
+        else tf.data.Dataset.range(int(start), int(stop))
+    )
+    return numbers.flat_map(make_epoch)
+
+
 def _columns(positives: dict) -> tuple[dict, int]:
     """The positives' columns as arrays, checked for the index columns and equal lengths."""
     columns = {name: np.asarray(value) for name, value in positives.items()}
@@ -40,6 +69,8 @@ def pointwise_dataset(
     shuffle: bool = True,
     seed: int | None = None,
     movie_ids: np.ndarray | None = None,
+    epochs: tuple | None = None,
+    drop_remainder: bool = False,
 ) -> tf.data.Dataset:
     """Batches of positives (label 1.0) mixed with freshly sampled negatives (label 0.0).
 
@@ -51,6 +82,11 @@ def pointwise_dataset(
     ``batch_size`` rows (the last one fewer). With ``shuffle`` the positives' order and the
     rows within each chunk of ~64k rows are shuffled anew each epoch. ``seed`` makes the whole
     sequence of epochs reproducible; negatives still differ from epoch to epoch.
+
+    With ``epochs=(start, stop)`` the dataset holds those epochs back to back (``stop`` None:
+    endless), epoch e's order and negatives depending only on (``seed``, e) (`epoch_seed`;
+    ``seed`` may be a tensor), batches never spanning two epochs; ``drop_remainder`` drops each
+    epoch's last partial batch. Without it, each iteration over the dataset is one epoch.
     """
     if not isinstance(sampler, NegativeSampler):
         raise ValueError(f"sampler must be a NegativeSampler. Received: {type(sampler).__name__}.")
@@ -117,19 +153,29 @@ def pointwise_dataset(
             deterministic=True,
         )
 
+    if epochs is not None:
+        dataset = over_epochs(
+            epochs,
+            lambda e: epoch(epoch_seed(seed, e)).rebatch(int(batch_size), drop_remainder),
+        )
+        return dataset.prefetch(tf.data.AUTOTUNE)
     epochs = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
-    dataset = epochs.flat_map(epoch).rebatch(int(batch_size))
+    dataset = epochs.flat_map(epoch).rebatch(int(batch_size), drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def positives_dataset(
-    positives: dict[str, np.ndarray], batch_size: int = 1024, seed: int | None = None
+    positives: dict[str, np.ndarray],
+    batch_size: int = 1024,
+    seed: int | None = None,
+    epochs: tuple | None = None,
+    drop_remainder: bool = False,
 ) -> tf.data.Dataset:
     """Batches of positives alone, reshuffled every epoch (for in-batch softmax training).
 
     The other rows of a batch act as each row's negatives, so no sampler is involved; the
     batches carry the positives' columns (``user_index``, ``movie_index``, ...) as int64 or as
-    given, and no ``label``.
+    given, and no ``label``. `epochs` and `drop_remainder` as for `pointwise_dataset`.
     """
     if (
         isinstance(batch_size, bool)
@@ -140,6 +186,16 @@ def positives_dataset(
     columns, count = _columns(positives)
     for name in ("user_index", "movie_index"):
         columns[name] = columns[name].astype(np.int64)
+    if epochs is not None:
+        tensors = {name: tf.constant(value) for name, value in columns.items()}
+
+        def epoch(number):
+            pair = tf.stack([epoch_seed(seed, number), tf.constant(-1, tf.int64)])
+            order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), pair)
+            rows = tf.data.Dataset.from_tensor_slices(order).batch(int(batch_size), drop_remainder)
+            return rows.map(lambda r: {name: tf.gather(t, r) for name, t in tensors.items()})
+
+        return over_epochs(epochs, epoch).prefetch(tf.data.AUTOTUNE)
     ds = tf.data.Dataset.from_tensor_slices(columns)
-    ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True).batch(int(batch_size))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(int(batch_size), drop_remainder).prefetch(tf.data.AUTOTUNE)

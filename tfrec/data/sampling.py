@@ -34,6 +34,16 @@ def _check_count(value, name: str, low: int) -> int:
     return int(value)
 
 
+def _check_drawable(seen, num_items: int) -> None:
+    full = np.flatnonzero(np.diff(seen.indptr) >= num_items)
+    if full.size:
+        raise ValueError(
+            f"User {int(full[0])} has every one of the {num_items} items as a positive, so no "
+            f"negative exists. Received: {full.size} such users. Fix: drop them from the "
+            "positives or enlarge the catalogue."
+        )
+
+
 class NegativeSampler:
     """Draws items a user never interacted with, for training and for sampled evaluation.
 
@@ -129,16 +139,26 @@ class NegativeSampler:
         """
         num_negatives = _check_count(num_negatives, "num_negatives", 0)
         if self._graph is None:
-            full = np.flatnonzero(np.diff(self.seen.indptr) >= self.num_items)
-            if full.size:
-                raise ValueError(
-                    f"User {int(full[0])} has every one of the {self.num_items} items as a "
-                    f"positive, so no negative exists. Received: {full.size} such users. Fix: "
-                    "drop them from the positives or enlarge the catalogue."
-                )
+            _check_drawable(self.seen, self.num_items)
             with tf.init_scope():  # tables and constants live outside any tf.data graph
                 self._graph = GraphDraws(self.seen, self.weights, self.seed)
         return self._graph.sample(user_index, num_negatives, seed)
+
+    def built_here(self) -> NegativeSampler:
+        """A copy whose in-graph tables (a hash table of positives, constants) are built now,
+        in the graph being traced, instead of being lifted out to eager code as `sample` does.
+
+        Exists for `tf.distribute` dataset functions (parameter-server training): the function
+        is traced on the coordinator and run on every worker, so the tables must be created
+        inside it to live on the worker whose pipeline reads them. Call it in the dataset
+        function, before building the pipeline; draws need an explicit `seed`.
+        """
+        copy = NegativeSampler.__new__(NegativeSampler)
+        copy.__dict__.update(self.__dict__)
+        copy._distinct = None
+        _check_drawable(self.seen, self.num_items)
+        copy._graph = GraphDraws(self.seen, self.weights, self.seed)
+        return copy
 
     def available(self, user_index, target_index) -> np.ndarray:
         """How many items each (user, target) row can draw distinct negatives from."""

@@ -243,18 +243,31 @@ def load_schema(directory) -> dict:
 
 
 def read_dataset(
-    directory, batch_size=4096, shuffle=False, seed=0, cycle_length=4, columns=None, rename=None
-) -> tf.data.Dataset:
+    directory, batch_size=4096, shuffle=False, seed=0, cycle_length=4, columns=None, rename=None,
+    shard=None,
+) -> tf.data.Dataset:  # fmt: skip
     """Streams a written data set as dict batches, never holding more than a few blocks.
 
     Shards are listed and interleaved (``cycle_length`` read at once, in parallel); each
     record is a block of rows, parsed whole and re-batched to `batch_size`. With
     ``shuffle=False`` rows come back in generation order. `columns` selects columns and
-    `rename` maps column names to model input keys (see `tfrec.features.scale_towers`)."""
+    `rename` maps column names to model input keys (see `tfrec.features.scale_towers`).
+    ``shard=(count, index)`` reads only every count-th file from the index-th (one reader of
+    several, e.g. a `tf.distribute` worker; the file order is shuffled by `seed` first, so
+    readers with the same seed split the files between them)."""
     schema = load_schema(directory)
     specs = {k: c for k, c in schema["columns"].items() if columns is None or k in columns}
     pattern = str(Path(directory) / "part-*.tfrecord")
     files = tf.data.Dataset.list_files(pattern, shuffle=shuffle, seed=seed)
+    if shard is not None:
+        count, index = shard
+        if not 0 <= index < count or count > schema.get("shards", count):
+            raise ValueError(
+                f"`shard` must be (count, index) with 0 <= index < count <= the {schema.get('shards')} "
+                f"files of {directory}. Received: shard={shard!r}. Fix: write the data set with "
+                "at least one shard per reader (`--shards`)."
+            )
+        files = files.shard(count, index)
     records = files.interleave(
         tf.data.TFRecordDataset,
         cycle_length=1 if not shuffle else cycle_length,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfrec.data.pipelines import epoch_seed, over_epochs
 from tfrec.data.splits import rank_in_user, require_column, time_order
 
 PAD = -1
@@ -76,6 +77,8 @@ def sequence_dataset(
     final_only_probability: float = 0.1,
     sampler=None,
     num_negatives: int = 0,
+    epochs: tuple | None = None,
+    drop_remainder: bool = False,
 ):
     """Index-level training batches of sequence windows, reshuffled and re-drawn every epoch.
 
@@ -87,7 +90,9 @@ def sequence_dataset(
     probability (``masked`` ``[B, L]``; at least one per row), and with probability
     `final_only_probability` a row masks only its newest item, as at prediction time; targets
     are the masked items. With a `sampler` and `num_negatives`, ``negatives`` ``[B, L, k]`` holds
-    items the user never interacted with, for losses that need them.
+    items the user never interacted with, for losses that need them. `epochs` and
+    `drop_remainder` as for `tfrec.data.pointwise_dataset` (each epoch's order, masks and
+    negatives then depend on (seed, epoch) only).
     """
     items = np.asarray(windows["items"], np.int64)
     users = np.asarray(windows["user_index"], np.int64)
@@ -109,11 +114,30 @@ def sequence_dataset(
         "user_index": users,
         "items": items,
     }
-    ds = tf.data.Dataset.from_tensor_slices(tensors)
-    ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True).batch(int(batch_size))
-    ds = tf.data.Dataset.zip(
-        (ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2))
-    )
+    if epochs is None:
+        ds = tf.data.Dataset.from_tensor_slices(tensors)
+        ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(int(batch_size), drop_remainder)
+        ds = tf.data.Dataset.zip(
+            (ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2))
+        )
+    else:
+        constants = {name: tf.constant(value) for name, value in tensors.items()}
+
+        def epoch(number):
+            base = epoch_seed(seed, number)
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(count, dtype=tf.int64), tf.stack([base, tf.constant(-1, tf.int64)])
+            )
+            rows = tf.data.Dataset.from_tensor_slices(order).batch(int(batch_size), drop_remainder)
+            return rows.enumerate().map(
+                lambda index, r: (
+                    {name: tf.gather(t, r) for name, t in constants.items()},
+                    tf.stack([base, index]),
+                )
+            )
+
+        ds = over_epochs(epochs, epoch)
 
     def assemble(batch, rand):
         seeds = tf.random.experimental.stateless_split(tf.cast(rand, tf.int64), 3)

@@ -148,6 +148,12 @@ class Recommender(tfrs.models.Model):
         self.history_length = _non_negative_int(history_length, "history_length")
         self.l2 = float(l2)
         self._catalogue = None
+        # Epoch means, reported as Keras metrics: under a tf.distribute strategy Keras then
+        # reads them aggregated across replicas instead of summing per-replica values.
+        self._trackers = [
+            tf.keras.metrics.Mean(name=name)
+            for name in ("loss", "regularization_loss", "total_loss")
+        ]
 
     # ------------------------------------------------------------------ inputs
 
@@ -227,7 +233,8 @@ class Recommender(tfrs.models.Model):
             if "embeddings" in encoding:
                 squares = tf.square(tf.cast(encoding["embeddings"], tf.float32))
                 total += tf.reduce_mean(tf.reduce_sum(squares, axis=[1, 2]))
-        return self.l2 * total
+        # Summed over replicas by a strategy's gradient all-reduce: one share each.
+        return self.l2 * total / tf.distribute.get_strategy().num_replicas_in_sync
 
     def compute_loss(self, features, training=False):
         objective = self.task.objective
@@ -273,6 +280,32 @@ class Recommender(tfrs.models.Model):
         encoded = self.encode_candidates(take(self._catalogue, items), training=training)
         logits = self.score_all(query, encoded, training=training)
         return self.task(logits, columns, log_q, items if log_q is not None else None)
+
+    def _step(self, inputs, training: bool):
+        loss = self.compute_loss(inputs, training=training)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        layer_losses = [tf.reduce_sum(x) for x in self.losses]  # summed over replicas: a share
+        regularization = tf.add_n([tf.constant(0.0)] + layer_losses) / replicas
+        return loss, regularization, loss + regularization
+
+    def train_step(self, inputs):
+        """TFRS' step (loss from `compute_loss` plus layer losses), reporting metrics only, so
+        that epoch logs are the metrics' values aggregated over every replica."""
+        with tf.GradientTape() as tape:
+            values = self._step(inputs, training=True)
+        gradients = tape.gradient(values[2], self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
+        return self._report(values)
+
+    def test_step(self, inputs):
+        return self._report(self._step(inputs, training=False))
+
+    def _report(self, values) -> dict:
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        for tracker, value in zip(self._trackers, values, strict=True):
+            # A replica's loss is its share of the global mean (see tfrec.tasks.reduction).
+            tracker.update_state(value * replicas)
+        return {metric.name: metric.result() for metric in self.metrics}
 
     # ------------------------------------------------------------------ serialization
 

@@ -28,6 +28,7 @@ from tfrec.features.towers import RECENT_MOVIES
 from tfrec.models.base import Recommender, encode_catalogue
 from tfrec.retrieval.topk import check_k, padded_top_k
 from tfrec.serving.catalogue import CatalogueModule, as_bytes
+from tfrec.training.distribute import ordinary_copy
 
 SIGNATURES = ("serving_default", "score_features", "recommend")
 PAIRS_PER_STEP = 8192
@@ -125,12 +126,16 @@ class RecommenderModule(CatalogueModule):
     def __init__(self, model, store, catalogue, cold_start="popular"):
         super().__init__(catalogue, cold_start, name="recommender")
         check_model(model)
+        ids = tf.constant(as_bytes(catalogue.ids))
+        example = store.join({"user_id": tf.constant([""]), "movie_id": ids[:1]})
+        # Trained under a tf.distribute strategy (mirrored or sharded variables): export an
+        # ordinary copy, whose variables save as plain tensors.
+        model = ordinary_copy(model, example)
         self._keras = types.SimpleNamespace(model=model)  # not tracked: see model_state
         self.store = store
         self._check_features()
-        ids = tf.constant(as_bytes(catalogue.ids))
         # One eager call builds a model that was never called, so all its state exists now.
-        model.score(store.join({"user_id": tf.constant([""]), "movie_id": ids[:1]}))
+        model.score(example)
         self.model_state = model_state(model)
         items = store.join({"movie_id": ids})
         self.candidates = frozen(encode_catalogue(model, items))

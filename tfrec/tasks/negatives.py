@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfrec.tasks.reduction import replica_mean
+
 
 @tf.keras.utils.register_keras_serializable(package="tfrec")
 class SampledBCE(tf.keras.layers.Layer):
@@ -72,7 +74,7 @@ class SampledBCE(tf.keras.layers.Layer):
         negative = tf.cast(negative, tf.float32)
         loss = -self.beta * tf.math.log_sigmoid(positive)
         loss -= tf.reduce_sum(tf.math.log_sigmoid(-negative), axis=-1)
-        return tf.reduce_mean(loss)
+        return replica_mean(loss)
 
     def activation(self, logits):
         """Served scores are the logits (their order is what ranking needs)."""

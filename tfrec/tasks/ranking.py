@@ -12,6 +12,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from tfrec.tasks.reduction import replica_mean
+
 
 @tf.keras.utils.register_keras_serializable(package="tfrec")
 class RankingTask(tf.keras.layers.Layer):
@@ -46,7 +48,9 @@ class RankingTask(tf.keras.layers.Layer):
             raise ValueError(f"`metrics` must be True or False. Received: metrics={metrics!r}")
         self.track_metrics = metrics
         self.ranking = tfrs.tasks.Ranking(
-            loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+            loss=tf.keras.losses.BinaryCrossentropy(
+                from_logits=True, reduction=tf.keras.losses.Reduction.NONE
+            ),
             metrics=[
                 tf.keras.metrics.AUC(from_logits=True, name="auc"),
                 tf.keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss"),
@@ -59,7 +63,8 @@ class RankingTask(tf.keras.layers.Layer):
     def call(self, labels, logits, training=False):
         labels = tf.cast(tf.reshape(labels, [-1, 1]), tf.float32)
         logits = tf.cast(tf.reshape(logits, [-1, 1]), tf.float32)
-        return self.ranking(labels=labels, predictions=logits, training=training)
+        losses = self.ranking(labels=labels, predictions=logits, training=training)
+        return replica_mean(losses)  # the global batch's mean under any strategy
 
     def activation(self, logits):
         """What a served score is: the interaction probability."""

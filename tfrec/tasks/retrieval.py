@@ -21,6 +21,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfrec.tasks.frequency import FrequencyEstimator
+from tfrec.tasks.reduction import replica_mean
 
 LOGQ_MODES = ("none", "streaming", "feature")
 PROBABILITY_KEY = "movie_probability"
@@ -95,7 +96,7 @@ class InBatchSoftmax(tf.keras.layers.Layer):
         self.hits = tfrs.layers.loss.RemoveAccidentalHits()
         self.correction = tfrs.layers.loss.SamplingProbablityCorrection()
         self.loss_fn = tf.keras.losses.CategoricalCrossentropy(
-            from_logits=True, reduction=tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE
+            from_logits=True, reduction=tf.keras.losses.Reduction.NONE
         )
 
     def candidate_probability(self, ids, positive, features, training=False):
@@ -146,7 +147,7 @@ class InBatchSoftmax(tf.keras.layers.Layer):
             logits = self.correction(logits, probability)
         if self.remove_accidental_hits and candidate_ids is not None:
             logits = self.hits(labels, logits, candidate_ids)
-        return self.loss_fn(labels, logits)
+        return replica_mean(self.loss_fn(labels, logits))
 
     def activation(self, logits):
         """Served scores are the logits themselves (their order is what retrieval needs)."""

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfrec.tasks.reduction import replica_mean
+
 SAMPLINGS = ("uniform", "unigram")
 _MIN = -1e9
 
@@ -108,7 +110,7 @@ class CatalogueSoftmax(tf.keras.layers.Layer):
             same = tf.equal(items[None, :], target_items[:, None]) & ~own
             logits = tf.where(same, _MIN, logits)
         losses = tf.nn.sparse_softmax_cross_entropy_with_logits(target_column, logits)
-        return tf.reduce_mean(losses)
+        return replica_mean(losses)
 
     def activation(self, logits):
         """Served scores are the logits (a softmax would not change the order)."""

@@ -61,7 +61,7 @@ def _positives(data: SplitData) -> dict:
     }
 
 
-def _attach(ds, inputs: ModelInputs, rows: int, batch_size: int, index_key: str):
+def _attach(ds, inputs: ModelInputs, rows: int, batch_size: int, index_key: str, epochs=None):
     def assemble(batch):
         features = inputs.gather(batch["user_index"], batch["movie_index"], batch["row"])
         features[index_key] = batch["movie_index"]
@@ -69,23 +69,39 @@ def _attach(ds, inputs: ModelInputs, rows: int, batch_size: int, index_key: str)
             features["label"] = batch["label"]
         return features
 
-    ds = ds.apply(tf.data.experimental.assert_cardinality(-(-rows // batch_size)))
+    if epochs is None:
+        ds = ds.apply(tf.data.experimental.assert_cardinality(-(-rows // batch_size)))
     return ds.map(assemble, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def _with_negatives(model, data, inputs, *, num_negatives, batch_size, distribution, seed):
-    sampler = NegativeSampler(data.seen("train"), distribution, alpha=0.75, seed=seed)
+def _sampler(seen, seed, on_worker: bool, **options) -> NegativeSampler:
+    """The training sampler; on a `tf.distribute` worker its tables are built in the dataset
+    function being traced (`NegativeSampler.built_here`). Draws are always explicitly seeded,
+    so a tensor `seed` (a worker's salted seed) leaves the sampler's own seed unset."""
+    own = seed if isinstance(seed, int | np.integer) else None
+    sampler = NegativeSampler(seen, seed=own, **options)
+    return sampler.built_here() if on_worker else sampler
+
+
+def _with_negatives(model, data, inputs, *, num_negatives, batch_size, distribution, seed,
+                    epochs=None, drop_remainder=False, on_worker=False):  # fmt: skip
+    sampler = _sampler(data.seen("train"), seed, on_worker, distribution=distribution, alpha=0.75)
     ds = pointwise_dataset(
-        _positives(data), sampler, num_negatives=num_negatives, batch_size=batch_size, seed=seed
-    )
+        _positives(data), sampler, num_negatives=num_negatives, batch_size=batch_size, seed=seed,
+        epochs=epochs, drop_remainder=drop_remainder,
+    )  # fmt: skip
     rows = len(data.train["user_index"]) * (1 + num_negatives)
-    return _attach(ds, inputs, rows, batch_size, model.candidate_index_key)
+    return _attach(ds, inputs, rows, batch_size, model.candidate_index_key, epochs)
 
 
-def _positives_only(model, data, inputs, *, batch_size, seed, **_):
-    ds = positives_dataset(_positives(data), batch_size=batch_size, seed=seed)
+def _positives_only(model, data, inputs, *, batch_size, seed, epochs=None, drop_remainder=False,
+                    **_):  # fmt: skip
+    ds = positives_dataset(
+        _positives(data), batch_size=batch_size, seed=seed, epochs=epochs,
+        drop_remainder=drop_remainder,
+    )  # fmt: skip
     rows = len(data.train["user_index"])
-    return _attach(ds, inputs, rows, batch_size, model.candidate_index_key)
+    return _attach(ds, inputs, rows, batch_size, model.candidate_index_key, epochs)
 
 
 def pointwise(model, data, inputs, **settings):
@@ -109,23 +125,18 @@ def in_batch(model, data, inputs, **settings):
 
 def catalogue(model, data, inputs, **settings):
     """Positives only; the model scores them against the whole catalogue (or a sample)."""
-    model.set_catalogue(inputs.per_item)
-    if hasattr(model.task, "set_item_counts") and model.task.sampling == "unigram":
-        model.task.set_item_counts(data.item_counts("train"))
     return _positives_only(model, data, inputs, **settings)
 
 
-def sequences(model, data, inputs, *, batch_size, seed, **_):
+def sequences(model, data, inputs, *, batch_size, seed, epochs=None, drop_remainder=False,
+              on_worker=False, **_):  # fmt: skip
     """Windows of each user's sequence: every position's next item (or, for cloze models, the
     masked items) is a target; BCE / gBCE tasks also get negatives per position."""
     windows, _ = window_rows(data, model)
-    model.set_catalogue(inputs.per_item)
     task = model.task
-    if getattr(task, "sampling", None) == "unigram":
-        task.set_item_counts(data.item_counts("train"))
     sampler, count = None, 0
     if task.objective == "negatives":
-        sampler, count = NegativeSampler(data.seen("train"), seed=seed), task.num_negatives
+        sampler, count = _sampler(data.seen("train"), seed, on_worker), task.num_negatives
     ds = sequence_dataset(
         windows,
         batch_size=batch_size,
@@ -133,6 +144,8 @@ def sequences(model, data, inputs, *, batch_size, seed, **_):
         cloze_probability=model.mask_probability if model.cloze else None,
         sampler=sampler,
         num_negatives=count,
+        epochs=epochs,
+        drop_remainder=drop_remainder,
     )
 
     def assemble(batch):
@@ -140,9 +153,47 @@ def sequences(model, data, inputs, *, batch_size, seed, **_):
         features.update({k: v for k, v in batch.items() if k not in ("row", "user_index")})
         return features
 
-    steps = -(-len(windows["user_index"]) // batch_size)
-    ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
+    if epochs is None:
+        steps = -(-len(windows["user_index"]) // batch_size)
+        ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
     return ds.map(assemble, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def prepare(model, data: SplitData, inputs: ModelInputs) -> None:
+    """What a model's objective needs besides batches: every item's features for catalogue
+    scoring, and training item counts for unigram-sampled softmaxes. Runs eagerly, once per
+    fit (never inside a `tf.distribute` dataset function)."""
+    task = model.task
+    if model.examples == "sequences" or task.objective == "catalogue":
+        model.set_catalogue(inputs.per_item)
+        if hasattr(task, "set_item_counts") and getattr(task, "sampling", None) == "unigram":
+            task.set_item_counts(data.item_counts("train"))
+
+
+def examples_per_epoch(model, data: SplitData, num_negatives: int) -> int:
+    """Rows one epoch of `model`'s training batches holds (positives plus negatives, or
+    sequence windows): what the number of steps per epoch is computed from."""
+    if model.examples == "sequences":
+        return len(sequence_windows(data.train, model.history_length)["user_index"])
+    rows = len(data.train["user_index"])
+    objective = model.task.objective
+    if objective == "pointwise" or (
+        objective == "in_batch" and model.task.mixed_negatives and num_negatives > 0
+    ):
+        return rows * (1 + int(num_negatives))
+    return rows
+
+
+def steps_per_epoch(model, data, num_negatives: int, batch_size: int, drop_remainder=False):
+    """Batches of `batch_size` in one epoch (the last partial one kept unless dropped)."""
+    rows = examples_per_epoch(model, data, num_negatives)
+    steps = rows // batch_size if drop_remainder else -(-rows // batch_size)
+    if steps < 1:
+        raise ValueError(
+            f"One epoch holds {rows} rows, fewer than one global batch of {batch_size}. Fix: a "
+            "smaller batch_size (it is per replica: the global batch grows with the replicas)."
+        )
+    return steps
 
 
 PIPELINES = {
@@ -157,9 +208,19 @@ PIPELINES = {
 
 def training_dataset(
     model, data: SplitData, num_negatives=8, batch_size=2048, distribution="uniform", seed=0,
-    inputs: ModelInputs | None = None,
+    inputs: ModelInputs | None = None, epochs=None, drop_remainder=False, on_worker=False,
+    prepared=False,
 ) -> tf.data.Dataset:  # fmt: skip
-    """The batches `model` trains on, chosen by what it reads and its task (`PIPELINES`)."""
+    """The batches `model` trains on, chosen by what it reads and its task (`PIPELINES`).
+
+    Without `epochs`, each pass over the dataset is one epoch, reshuffled and re-drawn from
+    `seed` on every pass. With ``epochs=(start, stop)`` (stop None: endless) the dataset holds
+    those epochs back to back, epoch e depending on (`seed`, e) only, which is what `fit` uses
+    so that a resumed run re-creates any epoch exactly; `drop_remainder` drops each epoch's
+    partial last batch (multi-replica training). `on_worker` builds the sampler's tables in the
+    graph being traced (a `tf.distribute` dataset function); `prepared` skips `prepare` (the
+    model's catalogue and item counts), which such a function must not run.
+    """
     objective = model.task.objective
     key = (model.examples, objective)
     if key not in PIPELINES:
@@ -176,6 +237,8 @@ def training_dataset(
             "Pointwise ranking needs sampled negatives. Received: num_negatives=0. Fix: e.g. 4."
         )
     inputs = inputs or training_inputs(model, data)
+    if not prepared:
+        prepare(model, data, inputs)
     return PIPELINES[key](
         model,
         data,
@@ -184,4 +247,7 @@ def training_dataset(
         batch_size=int(batch_size),
         distribution=distribution,
         seed=seed,
+        epochs=epochs,
+        drop_remainder=bool(drop_remainder),
+        on_worker=bool(on_worker),
     )
