@@ -217,6 +217,12 @@ def cmd_export(args) -> None:
         Path(args.model_dir), base_dir=Path(args.base_dir), name=args.name, as_of=args.as_of
     )
     print(f"exported to {path}")
+    if args.as_of != "all":
+        known = "train + valid" if args.as_of == "test" else "train"
+        print(
+            f"held-out export: it knows the {known} interactions only; judge it with "
+            f"`tfrec evaluate --export {path} --split {args.as_of} --run {args.model_dir}`"
+        )
 
 
 def cmd_recommend(args) -> None:
