@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     ("export",): cli.cmd_export,
     ("recommend", "--user", "196"): cli.cmd_recommend,
     ("run",): cli.cmd_run,
+    ("compare", "--export", "a", "--export", "b"): cli.cmd_compare,
 }
 """Minimal argv of each subcommand and the function it must run."""
 

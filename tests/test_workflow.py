@@ -230,3 +230,22 @@ def test_baseline_metrics_keys_and_full_ranking_by_hand(data):
     assert metrics["sampled_hr@10"] >= metrics["full_hr@10"]
     table = workflow.format_results({"popularity": metrics})
     assert table.splitlines()[0].split() == ["model", *workflow.HEADLINE]
+
+
+def test_load_data_takes_a_time_slice_and_splits_by_time(tmp_path):
+    from tfrec.data import chronological_split, time_slice
+    from tfrec.data.synthetic import synthetic_tables, write_grouplens_100k
+
+    tables = synthetic_tables(num_users=30, num_movies=40, ratings_per_user=6, seed=2)
+    source = {"source": "local", "path": write_grouplens_100k(tables, tmp_path / "ml"),
+              "data_dir": tmp_path / "cache"}  # fmt: skip
+    whole = workflow.load_data(**source)
+    assert len(whole.split.test["user_index"]) == whole.num_users  # leave-one-out by default
+    sliced = workflow.load_data(**source, time_slice="0.5", split_by="chronological")
+    past = time_slice(whole.movielens, 0.5)
+    assert sliced.num_users == past.num_users and sliced.num_items == past.num_movies
+    expected = chronological_split(past.ratings)
+    for got, want in zip(sliced.split, expected, strict=True):
+        np.testing.assert_array_equal(got["timestamp"], want["timestamp"])
+    with pytest.raises(ValueError, match="split_by='random'"):
+        workflow.load_data(**source, split_by="random")

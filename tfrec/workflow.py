@@ -24,7 +24,8 @@ import tensorflow as tf
 
 from tfrec._staging import clean_stale, staging_prefix
 from tfrec.baselines import Popularity
-from tfrec.data import SplitData, load_movielens
+from tfrec.data import SplitData, chronological_split, load_movielens
+from tfrec.data import time_slice as slice_in_time
 from tfrec.evaluation import evaluate, evaluate_model, format_table
 from tfrec.features.inputs import ModelInputs
 from tfrec.models import TRAIN_DEFAULTS, build_model, preset
@@ -51,10 +52,23 @@ class TrainResult:
     history: dict
 
 
-def load_data(variant="100k", source="auto", data_dir=None, path=None) -> SplitData:
-    """MovieLens `variant` split leave-one-out."""
+SPLITS = ("leave-one-out", "chronological")
+"""How `load_data` splits ratings: per user, last -> test and second-last -> valid; or by time,
+the earliest 80% train, then 10% valid and the latest 10% test (later users and movies new)."""
+
+
+def load_data(variant="100k", source="auto", data_dir=None, path=None, time_slice=None,
+              split_by=None) -> SplitData:  # fmt: skip
+    """MovieLens `variant` split leave-one-out (or chronologically: ``split_by``), optionally
+    only its earliest `time_slice` share of ratings (`tfrec.data.time_slice`)."""
     ml = load_movielens(variant, source=source, data_dir=data_dir, path=path)
-    return SplitData.from_movielens(ml)
+    if time_slice is not None:
+        ml = slice_in_time(ml, float(time_slice))
+    split_by = split_by or "leave-one-out"
+    if split_by not in SPLITS:
+        raise ValueError(f"Unknown split. Received: split_by={split_by!r}. Fix: one of {SPLITS}.")
+    split = chronological_split(ml.ratings) if split_by == "chronological" else None
+    return SplitData.from_movielens(ml, split)
 
 
 def train_model(name, data: SplitData, model_hp: dict, train_cfg: dict, verbose="auto",
@@ -127,8 +141,10 @@ def recover_run(output: Path) -> None:
         os.replace(old, output)
 
 
-def save_run(result: TrainResult, output: Path, name, source: dict, model_hp, train_cfg) -> None:
-    """Writes the run directory into a temporary sibling, then swaps it in atomically."""
+def save_run(result: TrainResult, output: Path, name, source: dict, model_hp, train_cfg,
+             extra: dict | None = None) -> None:  # fmt: skip
+    """Writes the run directory into a temporary sibling, then swaps it in atomically
+    (`extra`: more run.json entries, e.g. how a warm start began)."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     recover_run(output)
@@ -145,6 +161,7 @@ def save_run(result: TrainResult, output: Path, name, source: dict, model_hp, tr
             "train": train_cfg,
             "metrics": result.metrics,
             "history": result.history,
+            **(extra or {}),
         }
         (staging / "run.json").write_text(json.dumps(meta, indent=2, default=_jsonable))
         _swap_in(staging, output)

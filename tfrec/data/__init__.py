@@ -33,6 +33,7 @@ from tfrec.data.sampling import NegativeSampler
 from tfrec.data.schema import GENRE_NAMES, OCCUPATION_NAMES, VARIANTS, ratings_features
 from tfrec.data.seen import SeenItems, SeenItemsLookup
 from tfrec.data.sequences import sequence_windows
+from tfrec.data.slices import time_slice
 from tfrec.data.sources import SOURCES, cache_root, fetch_movielens
 from tfrec.data.splitdata import AS_OF, SplitData
 from tfrec.data.splits import Split, chronological_split, leave_one_out, random_split
@@ -73,5 +74,6 @@ __all__ = [
     "ratings_features",
     "recent_history",
     "sequence_windows",
+    "time_slice",
     "verify_cache",
 ]

@@ -6,6 +6,13 @@ Protocols are numpy: a model is seen through a score function
 evaluated by the same, tested code. Results are flat dicts keyed ``"<protocol>_<metric>"``.
 """
 
+from tfrec.evaluation.bootstrap import (
+    PairedDifference,
+    bootstrap_differences,
+    compare_rows,
+    paired_difference,
+    per_row_metrics,
+)
 from tfrec.evaluation.metrics import (
     auc,
     hit_rate_at_k,
@@ -30,6 +37,11 @@ from tfrec.evaluation.scoring import CatalogueScorer, encode_catalogue, evaluate
 
 __all__ = [
     "CatalogueScorer",
+    "PairedDifference",
+    "bootstrap_differences",
+    "compare_rows",
+    "paired_difference",
+    "per_row_metrics",
     "auc",
     "encode_catalogue",
     "evaluate",

@@ -6,6 +6,7 @@ requests) for any trained tfrec model; `CatalogueModule` is the base of every ex
 `LocalServing` use an export in process, without a server.
 """
 
+from tfrec.serving.batch import BatchReport, recommend_all
 from tfrec.serving.catalogue import Catalogue, CatalogueModule, build_catalogue
 from tfrec.serving.export import (
     export_model,
@@ -18,10 +19,24 @@ from tfrec.serving.export import (
 )
 from tfrec.serving.local import ExportedRecommender, LocalServing, load_recommender
 from tfrec.serving.module import SIGNATURES, RecommenderModule
+from tfrec.serving.offline import (
+    ExportComparison,
+    ExportEvaluation,
+    compare_exports,
+    evaluate_export,
+)
+from tfrec.serving.served import ServedExport
 from tfrec.serving.warmup import read_warmup
 
 __all__ = [
     "SIGNATURES",
+    "BatchReport",
+    "ExportComparison",
+    "ExportEvaluation",
+    "ServedExport",
+    "compare_exports",
+    "evaluate_export",
+    "recommend_all",
     "Catalogue",
     "CatalogueModule",
     "LocalServing",

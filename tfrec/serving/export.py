@@ -144,7 +144,10 @@ def recommender_module(model, data: SplitData, as_of: str = "all", cold_start="p
         movie_titles=data.items.get("movie_title"),
         popularity=data.item_counts(as_of),
     )
-    return RecommenderModule(model, store, catalogue, cold_start)
+    module = RecommenderModule(model, store, catalogue, cold_start)
+    # Saved with it, so a judge can tell which split the export may be evaluated on.
+    module.as_of = tf.Variable(as_of, trainable=False, name="as_of")
+    return module
 
 
 def export_model(

@@ -10,18 +10,32 @@ from tfrec.training.distribute import STRATEGIES, is_chief, ordinary_copy, strat
 from tfrec.training.fit import RankingEvaluation, fit
 from tfrec.training.pipelines import PIPELINES, training_dataset, training_inputs, training_rows
 from tfrec.training.resume import ResumableEarlyStopping, TrainingBackup
+from tfrec.training.warm_start import (
+    ReplayData,
+    WarmStart,
+    WarmStartError,
+    merge_configs,
+    replay_data,
+    warm_start,
+)
 
 __all__ = [
     "PIPELINES",
     "STRATEGIES",
     "RankingEvaluation",
+    "ReplayData",
     "ResumableEarlyStopping",
     "TrainingBackup",
+    "WarmStart",
+    "WarmStartError",
     "fit",
     "is_chief",
+    "merge_configs",
     "ordinary_copy",
+    "replay_data",
     "strategy_from_name",
     "training_dataset",
     "training_inputs",
     "training_rows",
+    "warm_start",
 ]

@@ -26,9 +26,10 @@ from tfrec.features.towers import RECENT_MOVIES
 
 
 def training_rows(data: SplitData, history_length: int) -> dict:
-    """The train split with each row's strictly-earlier history (when the model has one)."""
+    """The train split with each row's strictly-earlier history (when the model has one; a
+    split that already carries the rows' histories, e.g. a replay subset, keeps them)."""
     rows = dict(data.train)
-    if history_length:
+    if history_length and RECENT_MOVIES not in rows:
         rows[RECENT_MOVIES] = recent_history(data.train, length=history_length)
     return rows
 
