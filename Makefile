@@ -9,7 +9,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test bench lint data install clean
+.PHONY: run test bench notebooks lint data install clean
 
 install: $(STAMP)
 
@@ -30,6 +30,9 @@ test: data
 
 bench: data
 	$(PY) benchmarks/run_all.py
+
+notebooks: data
+	$(PY) notebooks/execute.py notebooks/*.ipynb
 
 lint: $(STAMP)
 	$(PY) -m ruff check tfrec tests benchmarks notebooks

@@ -66,6 +66,12 @@ def plan(args) -> list[tuple[str, list[str], float]]:
             600,
         ),
         ("serving", [py, "bench_serving.py"] + (["--repeats", "20"] if args.quick else []), 600),
+        (
+            "serving load",
+            [py, "bench_serving_load.py", *(["--seconds", "2", "--threads", "1,4"] * bool(quick))],
+            600,
+        ),
+        ("small shape", [py, "bench_small_shape.py", *quick], 1200),
     ]
     for model in args.models.split(","):
         steps.append((f"model:{model}", [py, "bench_training.py", "--model", model, *quick], 600))

@@ -187,3 +187,26 @@ def fitted_sasrec(cyclic_data):
     model = build_model("sasrec", cyclic_data, **settings)
     history = fit(model, cyclic_data, epochs=2, batch_size=16, learning_rate=1e-2, verbose=0)
     return types.SimpleNamespace(model=model, history=history.history, settings=settings)
+
+
+SMALL_HPARAMS = {
+    "embedding_dim": 4,
+    "history_length": 5,
+    "dnn_units": [8],
+    "mlp_units": [8],
+    "mlp_embedding_dim": 4,
+    "units": [8],
+    "cross_layers": 1,
+}
+"""Tiny hyperparameters; each model takes the ones it has (`small`)."""
+
+
+@pytest.fixture(scope="session")
+def small():
+    """Returns ``small(name)``: the `SMALL_HPARAMS` model `name` accepts, for fast builds."""
+    from tfrec.models import model_defaults
+
+    def hparams(name: str) -> dict:
+        return {k: v for k, v in SMALL_HPARAMS.items() if k in model_defaults(name)}
+
+    return hparams

@@ -41,7 +41,7 @@ def test_every_subcommand_parses_to_its_function(argv):
 
 
 def test_help_lists_every_subcommand(capsys):
-    for argv, listed in (([], {name[0] for name in SUBCOMMANDS}), (["data"], {"fetch"})):
+    for argv, listed in (([], {name[0] for name in SUBCOMMANDS}), (["data"], {"fetch", "verify"})):
         with pytest.raises(SystemExit) as exit_info:
             cli.main([*argv, "--help"])
         assert exit_info.value.code == 0
@@ -88,7 +88,7 @@ def fake_train(monkeypatch):
     """Replaces the training job by a recorder: argument handling without training."""
     calls = []
 
-    def record(name, source, model_hp, train_cfg, output, verbose="auto"):
+    def record(name, source, model_hp, train_cfg, output, verbose="auto", **distribution):
         calls.append({"model": name, "hp": model_hp, "train": train_cfg, "output": output})
         return workflow.TrainResult(None, None, {"full_hr@10": 0.5}, {})
 

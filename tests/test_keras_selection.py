@@ -57,41 +57,39 @@ def _with_scann(tmp_path, init: str, code: str) -> subprocess.CompletedProcess:
 
 
 def test_fake_scann_breaks_tensorflow_recommenders_without_tfrec(tmp_path):
-    # The control: this is the failure `guard_scann` exists for.
+    # The control: this is the failure `tfrec._scann_guard` exists for.
     out = _with_scann(tmp_path, FAKE_SCANN, "import tensorflow_recommenders")
     assert out.returncode != 0 and "undefined symbol" in out.stderr
 
 
-def test_guard_scann_lets_tensorflow_recommenders_import(tmp_path):
+def test_guard_blocks_scann_so_tensorflow_recommenders_imports(tmp_path):
     code = (
-        "import tfrec, sys, tensorflow as tf, tensorflow_recommenders as tfrs, scann\n"
-        "print(scann.NUMPY_ONLY, scann.__file__, tfrs.layers.factorized_top_k._HAVE_SCANN)\n"
-        "print(int(tf.constant(2) + 1), sys.modules['tensorflow'] is tf)\n"
+        "import tfrec, sys, tensorflow as tf, tensorflow_recommenders as tfrs\n"
+        "from tfrec import _scann_guard\n"
+        "print(sys.modules['scann'], tfrs.layers.factorized_top_k._HAVE_SCANN)\n"
+        "print('undefined symbol' in _scann_guard.SCANN_TF_OPS_ERROR, int(tf.constant(2) + 1))\n"
+        "try:\n    import scann\nexcept ImportError:\n    print('ImportError')\n"
     )
     out = _with_scann(tmp_path, FAKE_SCANN, code)
     assert out.returncode == 0, out.stderr
-    first, second = out.stdout.strip().splitlines()[-2:]
-    assert first == f"True {tmp_path / 'site' / 'scann' / '__init__.py'} False"
-    assert second == "3 True"  # TensorFlow itself is untouched
+    assert out.stdout.strip().splitlines()[-3:] == ["None False", "True 3", "ImportError"]
 
 
 @pytest.mark.parametrize("broken", [False, True])
-def test_guard_scann_in_process(tmp_path, monkeypatch, broken):
-    import tensorflow as tf
-
-    from tfrec._keras import guard_scann
+def test_guard_in_process(tmp_path, monkeypatch, broken):
+    from tfrec import _scann_guard
 
     package = tmp_path / "scann"
     package.mkdir()
     (package / "__init__.py").write_text("raise ImportError('broken')\n" if broken else FAKE_SCANN)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "scann", raising=False)
-    guard_scann()
-    assert sys.modules["tensorflow"] is tf  # restored
-    if broken:  # a broken install must not break tfrec: it is simply not imported
-        assert "scann" not in sys.modules
+    monkeypatch.setattr(_scann_guard, "SCANN_TF_OPS_ERROR", None)
+    _scann_guard.block_unloadable_scann()
+    if broken:  # a plain ImportError is TFRS's own "no ScaNN": nothing to block
+        assert "scann" not in sys.modules and _scann_guard.SCANN_TF_OPS_ERROR is None
     else:
-        assert sys.modules["scann"].NUMPY_ONLY and sys.modules["scann"].__file__.startswith(
-            str(tmp_path)
+        assert (
+            sys.modules["scann"] is None and "undefined symbol" in _scann_guard.SCANN_TF_OPS_ERROR
         )
         monkeypatch.delitem(sys.modules, "scann")

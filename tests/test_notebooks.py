@@ -11,10 +11,9 @@ works on a copy and never writes them back.
 
 from __future__ import annotations
 
-import json
+import importlib.util
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,23 +30,21 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError  # noqa: E4
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 CELL_TIMEOUT = 600  # seconds per cell: generous, a slow shared CI machine must not flake
-KERNEL_NAME = "tfrec-test-python"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes in kernel tracebacks
+
+
+def _execute_module():
+    """notebooks/execute.py (what `make notebooks` runs), loaded by path: one kernelspec."""
+    spec = importlib.util.spec_from_file_location("notebook_execute", NOTEBOOK_DIR / "execute.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def kernel_specs(tmp_path_factory) -> KernelSpecManager:
     """A kernelspec that runs ipykernel on this very interpreter (the venv's python)."""
-    root = tmp_path_factory.mktemp("kernels")
-    spec_dir = root / KERNEL_NAME
-    spec_dir.mkdir()
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "tfrec test kernel",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    return KernelSpecManager(kernel_dirs=[str(root)])
+    return _execute_module().kernel_specs(tmp_path_factory.mktemp("kernels"))
 
 
 def kernel_env() -> dict:
@@ -113,7 +110,7 @@ def test_notebooks_have_parameters_cell():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, kernel_specs, tmp_path):
     nb = nbformat.read(path, as_version=4)
-    km = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=kernel_specs)
+    km = KernelManager(kernel_name=_execute_module().KERNEL_NAME, kernel_spec_manager=kernel_specs)
     client = nbclient.NotebookClient(
         nb,
         km=km,

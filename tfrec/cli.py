@@ -98,7 +98,10 @@ def _source(args) -> dict:
 def cmd_train_warm(args, settings: dict) -> None:
     from tfrec import production, workflow
 
-    previous = production.read_run(args.warm_start)
+    try:
+        previous = production.read_run(args.warm_start)
+    except FileNotFoundError as err:
+        raise UsageError(f"--warm-start: {err}") from None
     if args.model not in (None, previous["model"]):
         raise UsageError(
             f"The run {args.warm_start} trained {previous['model']!r}. Received: "
@@ -171,7 +174,10 @@ def _distribution(args, output: Path):
     """The strategy `--strategy` names (cluster from TF_CONFIG) and the backup directory."""
     from tfrec.training.distribute import strategy_from_name
 
-    strategy = strategy_from_name(args.strategy, min_shard_bytes=args.min_shard_bytes)
+    try:
+        strategy = strategy_from_name(args.strategy, min_shard_bytes=args.min_shard_bytes)
+    except ValueError as err:  # no usable TF_CONFIG for the strategy named
+        raise UsageError(str(err)) from None
     backup = None if args.no_backup else Path(args.backup_dir or f"{output}.backup")
     return strategy, backup
 

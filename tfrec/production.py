@@ -13,7 +13,6 @@ Each job loads what it needs from a run directory (`tfrec.workflow`) or an expor
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -28,22 +27,9 @@ from tfrec.workflow import (
     TrainResult,
     load_data,
     load_model,
-    recover_run,
+    read_run,
     save_run,
 )
-
-
-def read_run(run_dir) -> dict:
-    """The run.json of a run directory (a clear error if there is none)."""
-    run_dir = Path(run_dir)
-    recover_run(run_dir)
-    path = run_dir / "run.json"
-    if not path.exists() or not (run_dir / "model.json").exists():
-        raise FileNotFoundError(
-            f"No trained run at {run_dir} (missing run.json or model.json). Fix: "
-            f"`tfrec train deepfm --output {run_dir}`."
-        )
-    return json.loads(path.read_text())
 
 
 def restore_optimizer(model, run_dir, optimizer: str, learning_rate: float) -> None:

@@ -237,17 +237,22 @@ def check_config(config, where="model.json") -> None:
             check_config(value, where)
 
 
-def load_run(run_dir: Path):
-    """(model, SplitData, run metadata) of a run directory written by `tfrec train`."""
+def read_run(run_dir) -> dict:
+    """The run.json of a run directory written by `tfrec train` (a clear error if none)."""
     run_dir = Path(run_dir)
     recover_run(run_dir)
-    meta_path = run_dir / "run.json"
-    if not meta_path.exists() or not (run_dir / "model.json").exists():
+    path = run_dir / "run.json"
+    if not path.exists() or not (run_dir / "model.json").exists():
         raise FileNotFoundError(
             f"No trained run at {run_dir} (missing run.json or model.json). Fix: "
             f"`tfrec train deepfm --output {run_dir}`."
         )
-    meta = json.loads(meta_path.read_text())
+    return json.loads(path.read_text())
+
+
+def load_run(run_dir: Path):
+    """(model, SplitData, run metadata) of a run directory written by `tfrec train`."""
+    meta = read_run(run_dir)
     data = load_data(**meta["data"])
     return load_model(run_dir, data), data, meta
 

@@ -29,20 +29,11 @@ from tfrec.data import SplitData
 from tfrec.data.synthetic import synthetic_movielens
 from tfrec.evaluation import evaluate_model, score_fn
 from tfrec.features.inputs import feature_store
-from tfrec.models import available_models, build_model, model_defaults
+from tfrec.models import available_models, build_model
 from tfrec.serving import export_model
 from tfrec.training import fit
 from tfrec.workflow import load_model, save_model
 
-SMALL = {
-    "embedding_dim": 4,
-    "history_length": 5,
-    "dnn_units": [8],
-    "mlp_units": [8],
-    "mlp_embedding_dim": 4,
-    "units": [8],
-    "cross_layers": 1,
-}
 """Small settings for whichever hyperparameters a model has (fast to train and export)."""
 
 K = 10
@@ -56,12 +47,11 @@ def data():
 
 
 @pytest.fixture(scope="module")
-def trained(data):
+def trained(data, small):
     """Every registered model, fit for one epoch: ``{name: (model, history)}``."""
     out = {}
     for name in MODELS:
-        defaults = model_defaults(name)
-        model = build_model(name, data, **{k: v for k, v in SMALL.items() if k in defaults})
+        model = build_model(name, data, **small(name))
         history = fit(model, data, epochs=1, batch_size=256, num_negatives=2, verbose=0)
         out[name] = (model, history.history)
     return out

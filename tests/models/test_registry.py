@@ -137,6 +137,6 @@ def test_presets():
 
 
 def test_train_defaults_are_exactly_what_fit_reads():
-    source = inspect.getsource(fit)
+    source = inspect.getsource(inspect.getmodule(fit))  # fit and the batches it builds
     read = set(re.findall(r'cfg\["(\w+)"\]', source))
     assert read == set(TRAIN_DEFAULTS)

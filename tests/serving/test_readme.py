@@ -62,6 +62,7 @@ def test_rest_bodies_run_and_documented_responses_match(blocks, served):
         ("score_features", "row"),
         ("score_features", "columnar"),
         ("recommend", "columnar"),
+        ("recommend_sequence", "columnar"),
     }
 
 

@@ -19,7 +19,7 @@ from tfrec.evaluation import score_fn
 from tfrec.features.encoders import CategoricalEncoder
 from tfrec.features.inputs import ModelInputs, feature_store
 from tfrec.features.sequence import SequenceEncoder
-from tfrec.models import available_models, build_model, model_defaults
+from tfrec.models import available_models, build_model
 from tfrec.training import (
     ReplayData,
     WarmStartError,
@@ -28,20 +28,6 @@ from tfrec.training import (
     replay_data,
     warm_start,
 )
-
-SMALL = {
-    "embedding_dim": 4,
-    "history_length": 5,
-    "dnn_units": [8],
-    "mlp_units": [8],
-    "mlp_embedding_dim": 4,
-    "units": [8],
-    "cross_layers": 1,
-}
-
-
-def small(name):
-    return {k: v for k, v in SMALL.items() if k in model_defaults(name)}
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +39,9 @@ def datasets(tiny_movielens):
     return previous, new
 
 
-def randomized(name, data, seed=0):
+def randomized(name, data, hparams, seed=0):
     """Model `name` built on `data` with every variable set to (small) random values."""
-    model = build_model(name, data, **small(name))
+    model = build_model(name, data, **hparams)
     inputs = ModelInputs.build(model, data, "test")
     model(inputs.gather(tf.constant([0]), tf.constant([0])), training=False)
     rng = np.random.default_rng(seed)
@@ -138,9 +124,9 @@ def test_merge_refuses_a_different_structure():
 
 
 @pytest.mark.parametrize("name", available_models())
-def test_known_rows_kept_new_rows_usable(name, datasets):
+def test_known_rows_kept_new_rows_usable(name, datasets, small):
     previous_data, data = datasets
-    previous = randomized(name, previous_data)
+    previous = randomized(name, previous_data, small(name))
     warm = warm_start(previous, data, small(name))
     model = warm.model
     assert warm.new_ids > 0 and warm.optimizer is None  # never trained: nothing to keep
@@ -189,7 +175,7 @@ def test_known_rows_kept_new_rows_usable(name, datasets):
     assert np.isfinite(scores).all()
 
 
-def test_warm_model_trains_with_the_previous_optimizer_state(datasets):
+def test_warm_model_trains_with_the_previous_optimizer_state(datasets, small):
     previous_data, data = datasets
     previous = build_model("deepfm", previous_data, **small("deepfm"))
     fit(previous, previous_data, epochs=1, batch_size=64, num_negatives=1, verbose=0)
@@ -216,9 +202,9 @@ def test_warm_model_trains_with_the_previous_optimizer_state(datasets):
     assert reset.optimizer is None and reset.optimizer_state.startswith("reset")
 
 
-def test_other_hyperparameters_are_refused(datasets):
+def test_other_hyperparameters_are_refused(datasets, small):
     previous_data, data = datasets
-    previous = randomized("fm", previous_data)
+    previous = randomized("fm", previous_data, small("fm"))
     with pytest.raises(WarmStartError, match="hyperparameters"):
         warm_start(previous, data, {**small("fm"), "embedding_dim": 8})
 
@@ -226,7 +212,7 @@ def test_other_hyperparameters_are_refused(datasets):
 # ---------------------------------------------------------------------- replay
 
 
-def test_replay_trains_on_new_rows_and_a_share_of_old_ones(datasets):
+def test_replay_trains_on_new_rows_and_a_share_of_old_ones(datasets, small):
     previous_data, data = datasets
     model = build_model("deepfm", data, **small("deepfm"))
     train = data.split.train
@@ -253,7 +239,7 @@ def test_replay_trains_on_new_rows_and_a_share_of_old_ones(datasets):
     assert np.isfinite(history.history["loss"]).all()
 
 
-def test_replay_refuses_bad_shares_and_sequence_models(datasets):
+def test_replay_refuses_bad_shares_and_sequence_models(datasets, small):
     previous_data, data = datasets
     model = build_model("deepfm", data, **small("deepfm"))
     for share in (-0.1, 1.5, True, "half"):

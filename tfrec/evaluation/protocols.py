@@ -206,6 +206,20 @@ def sampled_ranking(
     return results
 
 
+def usable_negatives(seen, users, num_items: int, num_negatives: int, stacklevel=2) -> int:
+    """`num_negatives`, or fewer (with a warning) when some user has fewer unseen items than
+    that besides the target: the sampled protocol on catalogues too small for it."""
+    available = int(num_items - (seen.counts(users) + 1).max())
+    if available >= num_negatives:
+        return num_negatives
+    warnings.warn(
+        f"Only {available} negatives are available for some user; sampled ranking uses "
+        f"{max(available, 1)} instead of {num_negatives}.",
+        stacklevel=stacklevel + 1,
+    )
+    return max(available, 1)
+
+
 def evaluate(
     score_fn,
     user_index,
@@ -234,14 +248,7 @@ def evaluate(
     results = {}
     if "sampled" in protocols:
         users, _, seen, _ = _prepare(user_index, target_index, num_items, exclude, ks, batch_size)
-        available = int(num_items - (seen.counts(users) + 1).max())
-        if available < num_negatives:
-            warnings.warn(
-                f"Only {available} negatives are available for some user; sampled ranking "
-                f"uses {max(available, 1)} instead of {num_negatives}.",
-                stacklevel=2,
-            )
-            num_negatives = max(available, 1)
+        num_negatives = usable_negatives(seen, users, num_items, num_negatives)
         sampled = sampled_ranking(
             score_fn, user_index, target_index, num_items, exclude, num_negatives=num_negatives,
             distribution=distribution, item_counts=item_counts, seed=seed, ks=ks,

@@ -31,7 +31,7 @@ from tfrec.data.sampling import NegativeSampler
 from tfrec.data.splitdata import SplitData
 from tfrec.evaluation.bootstrap import PairedDifference, compare_rows, per_row_metrics
 from tfrec.evaluation.metrics import rank_of_targets
-from tfrec.evaluation.protocols import format_table, metrics_from_ranks
+from tfrec.evaluation.protocols import format_table, metrics_from_ranks, usable_negatives
 from tfrec.serving.served import ServedExport
 
 UNRANKED = np.iinfo(np.int32).max
@@ -136,14 +136,7 @@ def _full_ranks(served, data, users, targets, depth, progress) -> np.ndarray:
 def _sampled_ranks(served, data, split, users, targets, num_negatives, distribution,
                    item_counts, seed) -> np.ndarray:  # fmt: skip
     seen = data.seen(split)
-    available = int(data.num_items - (seen.counts(users) + 1).max())
-    if available < num_negatives:
-        warnings.warn(
-            f"Only {available} negatives are available for some user; sampled ranking uses "
-            f"{max(available, 1)} instead of {num_negatives}.",
-            stacklevel=3,
-        )
-        num_negatives = max(available, 1)
+    num_negatives = usable_negatives(seen, users, data.num_items, num_negatives, stacklevel=3)
     sampler = NegativeSampler(seen, distribution, item_counts=item_counts, seed=seed)
     user_ids = np.asarray(data.user_ids).astype(str)
     item_ids = np.asarray(data.item_ids).astype(str)

@@ -1,0 +1,79 @@
+"""Executes tutorial notebooks in place on the full data, so they are committed with outputs.
+
+Why this exists: the committed notebooks carry the outputs of a clean top-to-bottom run on
+MovieLens-100k (so they read on GitHub without running), and `tests/test_notebooks.py` checks
+exactly that. This runs each one in a fresh kernel on this interpreter, with
+``TFREC_NOTEBOOK_SMALL`` unset, and writes it back only when every cell succeeded (to a
+temporary file, then renamed). ``make notebooks`` runs every chapter.
+
+    .venv/bin/python notebooks/execute.py notebooks/05_sequential.ipynb
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbclient
+import nbformat
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+KERNEL_NAME = "tfrec-notebook-python"
+
+
+def kernel_specs(root: Path) -> KernelSpecManager:
+    """A kernelspec that runs ipykernel on this very interpreter (the venv's python)."""
+    spec_dir = root / KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "tfrec",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    return KernelSpecManager(kernel_dirs=[str(root)])
+
+
+def execute(path: Path, specs: KernelSpecManager, timeout: int) -> float:
+    """Runs `path` top to bottom on the full data; rewrites it only if every cell succeeded."""
+    nb = nbformat.read(path, as_version=4)
+    env = {k: v for k, v in os.environ.items() if k != "TFREC_NOTEBOOK_SMALL"}
+    env.update(TF_USE_LEGACY_KERAS="1", MPLBACKEND="Agg", TF_CPP_MIN_LOG_LEVEL="2")
+    km = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+    client = nbclient.NotebookClient(nb, km=km, timeout=timeout)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as work:  # stray relative writes never land in the repo
+        client.execute(env=env, cwd=work)
+    seconds = time.perf_counter() - start
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".ipynb")
+    os.close(fd)
+    try:
+        nbformat.write(nb, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as root:
+        specs = kernel_specs(Path(root))
+        for path in args.notebooks:
+            print(f"{path}: running on the full data ...", flush=True)
+            print(f"{path}: done in {execute(path, specs, args.timeout):.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
