@@ -62,7 +62,7 @@ def exports(trained, data, tmp_path_factory):
     """Held-out exports (as of test) of every model, and what a tfrec-free process serves."""
     base = tmp_path_factory.mktemp("exports")
     paths = {
-        name: str(export_model(model, data, as_of="test", base_dir=base, name=name))
+        name: str(export_model(model, data, as_of="test", base_dir=base, name=name, warmup=False))
         for name, (model, _) in trained.items()
     }
     users = [str(u) for u in data.user_ids]
