@@ -136,18 +136,19 @@ def _batch(name: str) -> int:
 
 
 def plan(args) -> dict:
-    """{row name: job spec} for the selected models and losses."""
-    jobs = {}
+    """{row name: job spec} for the selected models and losses, in the order they run: EASE,
+    every model with the first loss (softmax by default), DeepFM, then the other losses."""
     train = {"epochs": 1} if args.quick else ({"epochs": args.epochs} if args.epochs else {})
-    for name in args.models.split(","):
-        for loss in args.losses.split(","):
-            hparams = {"loss": loss, "loss_negatives": LOSS_NEGATIVES[loss]}
-            jobs[f"{name} {loss}"] = {"model": name, "hparams": hparams, "train": train}
     chosen = preset("movielens-100k")
     deepfm_train = {**chosen.train, **({"epochs": 1} if args.quick else {})}
-    jobs["deepfm (make run)"] = {"model": chosen.model, "hparams": chosen.hparams,
-                                 "train": deepfm_train}  # fmt: skip
-    jobs["ease"] = {"model": "ease", "hparams": {}, "train": {}}
+    jobs = {"ease": {"model": "ease", "hparams": {}, "train": {}}}
+    for position, loss in enumerate(args.losses.split(",")):
+        for name in args.models.split(","):
+            hparams = {"loss": loss, "loss_negatives": LOSS_NEGATIVES[loss]}
+            jobs[f"{name} {loss}"] = {"model": name, "hparams": hparams, "train": train}
+        if position == 0:
+            jobs["deepfm (make run)"] = {"model": chosen.model, "hparams": chosen.hparams,
+                                         "train": deepfm_train}  # fmt: skip
     for spec in jobs.values():
         spec.update(variant=args.variant, repeats=20 if args.quick else 200)
     return jobs
@@ -180,7 +181,8 @@ def main(argv=None) -> None:
             continue
         line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
         rows[name] = json.loads(line[len("RESULT") :])
-        print(f"{name}: done in {time.perf_counter() - start:.0f} s", flush=True)
+        # Each row as soon as it is measured, so an interrupted run keeps what it finished.
+        print(f"{name}: done in {time.perf_counter() - start:.0f} s {line}", flush=True)
     table = {name: {c: row[c] for c in COLUMNS if c in row} for name, row in rows.items()}
     print(format_table(table, digits=4))
 

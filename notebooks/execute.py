@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -40,6 +41,33 @@ def kernel_specs(root: Path) -> KernelSpecManager:
     return KernelSpecManager(kernel_dirs=[str(root)])
 
 
+NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\).*|[IWE]\d{4} [\d:.]+ +\d+ \S+:\d+\] .*"
+    r"|.*TqdmWarning: IProgress not found.*|  from \.autonotebook import tqdm as notebook_tqdm)$"
+)
+"""Lines TensorFlow's C++ runtime and tqdm print to stderr when a kernel starts (no GPU driver,
+no ipywidgets): noise in a tutorial, so they are dropped from the saved outputs."""
+
+
+def drop_noise(nb) -> None:
+    """Removes `NOISE` lines from the stderr outputs of `nb` (and outputs left empty)."""
+    for cell in nb.cells:
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                lines = [
+                    x
+                    for x in output["text"].splitlines(keepends=True)
+                    if not NOISE.match(x.rstrip("\n"))
+                ]
+                if not "".join(lines).strip():
+                    continue
+                output["text"] = "".join(lines)
+            kept.append(output)
+        if cell.cell_type == "code":
+            cell.outputs = kept
+
+
 def execute(path: Path, specs: KernelSpecManager, timeout: int) -> float:
     """Runs `path` top to bottom on the full data; rewrites it only if every cell succeeded."""
     nb = nbformat.read(path, as_version=4)
@@ -51,6 +79,7 @@ def execute(path: Path, specs: KernelSpecManager, timeout: int) -> float:
     with tempfile.TemporaryDirectory() as work:  # stray relative writes never land in the repo
         client.execute(env=env, cwd=work)
     seconds = time.perf_counter() - start
+    drop_noise(nb)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".ipynb")
     os.close(fd)
     try:
@@ -66,7 +95,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
+    parser.add_argument("--clean-only", action="store_true", help="only drop stderr noise")
     args = parser.parse_args()
+    if args.clean_only:
+        for path in args.notebooks:
+            nb = nbformat.read(path, as_version=4)
+            drop_noise(nb)
+            nbformat.write(nb, path)
+        return 0
     with tempfile.TemporaryDirectory() as root:
         specs = kernel_specs(Path(root))
         for path in args.notebooks:
