@@ -71,8 +71,9 @@ def drop_noise(nb) -> None:
 def execute(path: Path, specs: KernelSpecManager, timeout: int) -> float:
     """Runs `path` top to bottom on the full data; rewrites it only if every cell succeeded."""
     nb = nbformat.read(path, as_version=4)
-    env = {k: v for k, v in os.environ.items() if k != "TFREC_NOTEBOOK_SMALL"}
-    env.update(TF_USE_LEGACY_KERAS="1", MPLBACKEND="Agg", TF_CPP_MIN_LOG_LEVEL="2")
+    # No MPLBACKEND: the kernel's own inline backend puts the plots into the saved outputs.
+    env = {k: v for k, v in os.environ.items() if k not in ("TFREC_NOTEBOOK_SMALL", "MPLBACKEND")}
+    env.update(TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
     km = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
     client = nbclient.NotebookClient(nb, km=km, timeout=timeout)
     start = time.perf_counter()
