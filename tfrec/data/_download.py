@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from tfrec._staging import pid_alive
 from tfrec.data.errors import FetchError
 
 __all__ = ["FetchError", "download", "install_dir", "make_temp_dir", "sha256_file"]
@@ -121,18 +122,10 @@ def remove_stale_temp_dirs(parent: Path, label: str) -> None:
         return
     for path in parent.glob(f".tmp-{label}-*"):
         pid_text = path.name[len(f".tmp-{label}-") :].split("-", 1)[0]
-        if pid_text.isdigit() and _alive(int(pid_text)):
+        if pid_text.isdigit() and pid_alive(int(pid_text)):
             continue  # possibly still being written by a running process (maybe this one)
         shutil.rmtree(path, ignore_errors=True)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
