@@ -82,16 +82,13 @@ def load_config(path: str | None) -> dict:
             f"{err.colno}."
         ) from None
     if not isinstance(config, dict):
+        from tfrec.serving.rest import json_type  # the REST errors' names; loads TF only here
+
         raise UsageError(
             f"Config file {path} must hold a JSON object of settings, e.g. "
-            f'{{"embedding_dim": 32, "epochs": 10}}. Received: a JSON {_json_type(config)}.'
+            f'{{"embedding_dim": 32, "epochs": 10}}. Received: a JSON {json_type(config)}.'
         )
     return config
-
-
-def _json_type(value) -> str:
-    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
-    return "null" if value is None else names.get(type(value), "object")
 
 
 def _expected(default) -> tuple[str, object] | None:

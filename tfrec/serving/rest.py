@@ -24,7 +24,7 @@ class RequestError(ValueError):
     """A REST body TF Serving would refuse; the message names the input and the fix."""
 
 
-def _json_type(value) -> str:
+def json_type(value) -> str:
     """The JSON type name of a decoded value, for messages."""
     if value is None:
         return "null"
@@ -67,7 +67,7 @@ def parse_body(body) -> dict:
     if not isinstance(body, dict):
         raise RequestError(
             f"The request body must be a JSON object. Received: {_show(body)} (a JSON "
-            f'{_json_type(body)}). Fix: send {{"instances": [...]}} or {{"inputs": {{...}}}}.'
+            f'{json_type(body)}). Fix: send {{"instances": [...]}} or {{"inputs": {{...}}}}.'
         )
     return body
 
@@ -78,7 +78,7 @@ def signature_name(body: dict) -> str:
     if not isinstance(name, str):
         raise RequestError(
             f"'signature_name' must be a JSON string. Received: {_show(name)} (a JSON "
-            f"{_json_type(name)})."
+            f"{json_type(name)})."
         )
     return name
 
@@ -158,7 +158,7 @@ def _string(name: str, value, dtype, position) -> bytes:
             ) from None
     raise RequestError(
         f"Input '{name}' takes strings (JSON strings or {{\"b64\": ...}}). Received: "
-        f"{_show(value)} (a JSON {_json_type(value)}) at {name}{_at(position)}."
+        f"{_show(value)} (a JSON {json_type(value)}) at {name}{_at(position)}."
     )
 
 
@@ -191,7 +191,7 @@ def _number(name: str, value, dtype: tf.DType, position):
         expected = f"{dtype.name} numbers"
     raise RequestError(
         f"Input '{name}' takes {expected}. Received: {_show(value)} (a JSON "
-        f"{_json_type(value)}) at {name}{_at(position)}."
+        f"{json_type(value)}) at {name}{_at(position)}."
     )
 
 
@@ -223,7 +223,7 @@ def _row_inputs(instances, names: list) -> dict:
     if not isinstance(instances, list):
         raise RequestError(
             f"'instances' must be a JSON array with one entry per example. Received: "
-            f"{_show(instances)} (a JSON {_json_type(instances)})."
+            f"{_show(instances)} (a JSON {json_type(instances)})."
         )
     if not instances:
         raise RequestError("'instances' is an empty array. Fix: send at least one instance.")
@@ -240,7 +240,7 @@ def _row_inputs(instances, names: list) -> dict:
     for index, (row, is_named) in enumerate(zip(instances, named, strict=True)):
         if not is_named:
             raise RequestError(
-                f"instances[{index}] is {_show(row)} (a JSON {_json_type(row)}), but "
+                f"instances[{index}] is {_show(row)} (a JSON {json_type(row)}), but "
                 "instances[0] is an object. Fix: send one object per instance."
             )
         if set(row) != set(names):
