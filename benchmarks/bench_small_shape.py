@@ -15,25 +15,38 @@ of `--epochs` epochs after a warm-up epoch, median over `--repeats` interleaved 
 machine is shared: compare rows of one run only). The `make run` shape (its ten fields and
 20-movie history) is timed the same way.
 
+`--ablation` times one training step (median over steps of one `fit` on cached batches) with
+each of the overheads issue 16 removed put back, one at a time, interleaved; `--profile`
+prints where a step's time goes (TF profiler, op time summed over TensorFlow's threads);
+`--validation` times the per-epoch ranking evaluation that drives early stopping.
+
     .venv/bin/python benchmarks/bench_small_shape.py
     .venv/bin/python benchmarks/bench_small_shape.py --quick
+    .venv/bin/python benchmarks/bench_small_shape.py --sections ablation,profile,validation
 """
 
 from __future__ import annotations
 
 import tfrec  # noqa: F401  # isort: skip  (selects Keras 2 first)
 import argparse
+import collections
+import glob
 import json
+import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
 from _bench_utils import emit, machine_info, table
 
+import tfrec.features.encoders as encoders
+import tfrec.layers.dropout as dropout
+import tfrec.layers.fm as fm
 from tfrec.features import Categorical, MultiCategorical, build_tower, example_table
 from tfrec.models import DeepFM, build_model, preset, train_defaults
 from tfrec.optimizers import get_optimizer
-from tfrec.training import training_dataset, training_inputs
+from tfrec.tasks import RankingTask
+from tfrec.training import RankingEvaluation, training_dataset, training_inputs
 from tfrec.workflow import load_data
 
 USER = ("user_id", "user_gender", "bucketized_user_age", "user_occupation_text")
@@ -162,16 +175,212 @@ def six_field_deepfm(data) -> DeepFM:
                   retrieval_weight=0.0, task="ranking", history_length=0, l2=0.0)  # fmt: skip
 
 
+# ---------------------------------------------------------------- what issue 16 removed
+# The implementations tfrec used before issue 16, to put each overhead back in the ablation.
+
+
+def _fm_by_autodiff(self, embeddings):
+    """The factorization machine with TensorFlow's own gradient (three [B, F, k] broadcasts)."""
+    embeddings = tf.cast(embeddings, self.compute_dtype)
+    square_of_sum = tf.square(tf.reduce_sum(embeddings, axis=1))
+    sum_of_square = tf.reduce_sum(tf.square(embeddings), axis=1)
+    interaction = 0.5 * (square_of_sum - sum_of_square)
+    if self.reduce_sum:
+        return tf.reduce_sum(interaction, axis=1, keepdims=True)
+    return interaction
+
+
+def _pool_by_sparse_matmul(ids, *tables):
+    """History pooling as one single-threaded sparse-dense matmul per table, both ways."""
+    valid = ids >= 0
+    where = tf.where(valid)
+    count = tf.maximum(tf.reduce_sum(tf.cast(valid, tf.float32), axis=1), 1.0)
+    shares = tf.sparse.SparseTensor(
+        tf.stack([where[:, 0], tf.gather_nd(ids, where)], axis=1),
+        tf.gather(1.0 / count, where[:, 0]),
+        tf.stack([tf.shape(ids, out_type=tf.int64)[0], tf.shape(tables[0], out_type=tf.int64)[0]]),
+    )
+    return [tf.sparse.sparse_dense_matmul(shares, t) for t in tables]
+
+
+def _dropout_32bit(self, x, training=None):
+    """Dropout's mask from one 32-bit random number per unit."""
+    if not training or self.rate == 0.0:
+        return x
+    seed = tf.random.uniform([2], 0, 2**31 - 1, dtype=tf.int32)
+    keep = tf.random.stateless_uniform(tf.shape(x), seed, dtype=x.dtype) >= self.rate
+    return tf.where(keep, x * (1.0 / (1.0 - self.rate)), tf.zeros_like(x))
+
+
+ABLATION = {
+    "tfrec (all of issue 16)": {},
+    "one step per call": {"steps_per_execution": 1},
+    "training metrics off (AUC, log loss)": {"metrics": False},
+    "FM gradient by autodiff": {"fm": _fm_by_autodiff},
+    "history pooled by sparse matmul": {"pool": _pool_by_sparse_matmul},
+    "dropout mask from 32-bit draws": {"dropout": _dropout_32bit},
+}
+
+
+def step_runner(data, shape: str, variant: dict, steps: int):
+    """A model of `shape` with `variant`'s overhead put back; returns a function timing one
+    `fit` of `steps` steps on 8 cached batches, as examples per second of the median step."""
+    saved = fm.FactorizationMachine.call, encoders.mean_of_rows, dropout.StatelessDropout.call
+    fm.FactorizationMachine.call = variant.get("fm", saved[0])
+    encoders.mean_of_rows = variant.get("pool", saved[1])
+    dropout.StatelessDropout.call = variant.get("dropout", saved[2])
+    try:
+        if shape == "six":
+            model = six_field_deepfm(data)
+        else:
+            model = build_model("deepfm", data, **preset("movielens-100k").hparams)
+        model.task = RankingTask(metrics=variant.get("metrics", True))
+        inputs = training_inputs(model, data)
+        batches = training_dataset(model, data, num_negatives=NEGATIVES, batch_size=BATCH,
+                                   inputs=inputs).take(8).cache().repeat()  # fmt: skip
+        zero = tf.constant([0])
+        model(inputs.gather(zero, zero, zero if inputs.per_row else None), training=False)
+        per_call = variant.get(
+            "steps_per_execution", train_defaults("deepfm")["steps_per_execution"]
+        )
+        model.compile(optimizer=get_optimizer("adam", LR), steps_per_execution=per_call)
+        clock = _StepClock()
+        model.fit(batches, epochs=1, verbose=0, steps_per_epoch=steps, callbacks=[clock])  # trace
+    finally:
+        fm.FactorizationMachine.call, encoders.mean_of_rows, dropout.StatelessDropout.call = saved
+
+    def run() -> float:
+        model.fit(batches, epochs=1, verbose=0, steps_per_epoch=steps, callbacks=[clock])
+        return BATCH * per_call / float(np.median(np.diff(clock.times)[1:]))
+
+    return run
+
+
+class _StepClock(tf.keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times.append(time.perf_counter())
+
+
+def ablation(data, repeats: int) -> dict:
+    """Ex/s of the median training step, each removed overhead put back one at a time."""
+    runners = {
+        (shape, name): step_runner(data, shape, variant, steps=64)
+        for shape in ("six", "make run")
+        for name, variant in ABLATION.items()
+    }
+    rates = collections.defaultdict(list)
+    for _ in range(repeats):
+        for key, run in runners.items():  # interleaved
+            rates[key].append(run())
+    rows = {}
+    for (shape, name), r in rates.items():
+        full = float(np.median(rates[(shape, "tfrec (all of issue 16)")]))
+        rows[f"{shape}: {name}"] = {
+            "ex/s (median step)": float(np.median(r)),
+            "x tfrec": float(np.median(r)) / full,
+        }
+    return rows
+
+
+def profile(data, shape: str, steps: int = 50) -> dict:
+    """Op time of one training step (ms, summed over TensorFlow's threads) by op type."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    run = step_runner(data, shape, {"steps_per_execution": 1}, steps)
+    run()
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        run()
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        path = sorted(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))[-1]
+        with open(path, "rb") as f:
+            space.ParseFromString(f.read())
+    by_scope, by_type = collections.Counter(), collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                if ":" not in name or name.endswith(":Process"):
+                    continue
+                op, kind = name.rsplit(":", 1)
+                parts = op.split("/")
+                grad = parts[0].startswith("gradient_tape")
+                scope = "/".join(parts[1:3] if grad else parts[:2])
+                by_scope[("grad " if grad else "") + scope] += event.duration_ps / 1e9 / steps
+                by_type[kind] += event.duration_ps / 1e9 / steps
+    total = sum(by_type.values())
+    return {
+        "total op ms per step": total,
+        "by op type": {k: round(v, 2) for k, v in by_type.most_common(12)},
+        "by layer": {k: round(v, 2) for k, v in by_scope.most_common(15)},
+    }
+
+
+def validation_cost(data) -> dict:
+    """Seconds of the per-epoch ranking evaluation (after its first, input-building call)
+    against one training epoch of the `make run` model."""
+    chosen = preset("movielens-100k")
+    model = build_model("deepfm", data, **chosen.hparams)
+    runner = Tfrec(data, model)
+    epoch = min(runner.epoch()[1] for _ in range(2))
+    out = {"train epoch s (4 negatives)": epoch}
+    for protocol in ("sampled", "full"):
+        callback = RankingEvaluation(data, protocol=protocol)
+        callback.set_model(model)
+        first = time.perf_counter()
+        callback.on_epoch_end(0, {})
+        out[f"{protocol}: first call s"] = time.perf_counter() - first
+        seconds = min(_timed(callback) for _ in range(3))
+        out[f"{protocol}: per epoch s"] = seconds
+        out[f"{protocol}: % of an epoch"] = 100 * seconds / epoch
+    return out
+
+
+def _timed(callback) -> float:
+    start = time.perf_counter()
+    callback.on_epoch_end(0, {})
+    return time.perf_counter() - start
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per repeat")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sections", default="reference,ablation,validation,profile")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.repeats = 1, 1
+    sections = set(args.sections.split(","))
     print(json.dumps(machine_info()))
     data = load_data("100k")
+    if "reference" in sections:
+        reference(data, args)
+    if "ablation" in sections:
+        rows = ablation(data, args.repeats)
+        print(table(rows, digits=2))
+        emit("small_shape_ablation", rows)
+    if "validation" in sections:
+        cost = validation_cost(data)
+        print(table({"make run model": cost}, digits=2))
+        emit("small_shape_validation", cost)
+    if "profile" in sections:
+        for shape in ("six", "make run"):
+            found = profile(data, shape)
+            print(f"profile, {shape} shape: {found['total op ms per step']:.1f} op-ms per step")
+            for part in ("by op type", "by layer"):
+                print(f"  {part}: " + ", ".join(f"{k} {v}" for k, v in found[part].items()))
+            emit(f"small_shape_profile_{shape}", found)
+
+
+def reference(data, args) -> None:
+    """tfrec's DeepFM next to the plain Keras one, full epochs from the real pipelines."""
     chosen = preset("movielens-100k")
     runners = {
         "plain Keras DeepFM (6 fields)": PlainKeras(data),

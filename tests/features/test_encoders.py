@@ -124,14 +124,14 @@ def test_encoders_config_round_trip():
 
 @pytest.mark.parametrize("vocabulary_size", [50, 70_000])
 def test_multi_valued_pooling_is_the_mean_of_valid_rows(vocabulary_size):
-    """Small tables pool by sparse-dense matmul, large ones by gather: same numbers."""
+    """Small tables pool with a dense gradient, large ones by gather: same numbers."""
     from tfrec.features.encoders import DENSE_POOLING_ROWS
 
     vocabulary = [str(i) for i in range(vocabulary_size)]
     encoder = CategoricalEncoder("h", vocabulary=vocabulary, embedding_dim=3, multi_valued=True)
     assert (vocabulary_size + 1 <= DENSE_POOLING_ROWS) == (vocabulary_size == 50)
     history = tf.constant([["1", "", "3"], ["", "", ""], ["2", "2", "4"]])
-    with tf.GradientTape() as tape:
+    with tf.GradientTape(persistent=True) as tape:
         emb, weight = encoder({"h": history})
         total = tf.reduce_sum(emb) + tf.reduce_sum(weight)
     table = encoder.embedding.embeddings.numpy()
@@ -140,3 +140,10 @@ def test_multi_valued_pooling_is_the_mean_of_valid_rows(vocabulary_size):
     np.testing.assert_allclose(emb.numpy(), expected, rtol=1e-6, atol=1e-7)
     grad = tf.convert_to_tensor(tape.gradient(total, encoder.embedding.embeddings)).numpy()
     assert grad[3].sum() == pytest.approx(3 * 2 / 3)  # id "2" twice in a row of three
+    # d total / d row r = sum over rows b of (occurrences of r in b) / (valid ids in b).
+    per_row = np.zeros(vocabulary_size + 1)
+    per_row[[2, 4]] = 1 / 2
+    per_row[3], per_row[5] = 2 / 3, 1 / 3
+    np.testing.assert_allclose(grad, np.repeat(per_row[:, None], 3, axis=1), rtol=1e-6)
+    weights = tf.convert_to_tensor(tape.gradient(total, encoder.weight.embeddings)).numpy()
+    np.testing.assert_allclose(weights[:, 0], per_row, rtol=1e-6)

@@ -32,6 +32,26 @@ def test_hand_computed_example():
     np.testing.assert_allclose(FactorizationMachine(reduce_sum=False)(v), [[23.0, 44.0]])
 
 
+def test_gradient_is_sum_of_the_other_fields():
+    # d/dv_f of sum_{i<j} <v_i, v_j> is sum_{g != f} v_g; with an upstream weight per row.
+    v = tf.constant([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], [[0.5, -1.0], [2.0, 0.0], [1.0, 1.0]]])
+    upstream = tf.constant([[2.0], [-1.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(v)
+        out = FactorizationMachine()(v)
+    gradient = tape.gradient(out, v, output_gradients=upstream)
+    expected = [
+        [[2 * 8, 2 * 10], [2 * 6, 2 * 8], [2 * 4, 2 * 6]],
+        [[-3.0, -1.0], [-1.5, 0.0], [-2.5, 1.0]],
+    ]
+    np.testing.assert_allclose(gradient, expected)
+    with tf.GradientTape() as tape:  # the same as autodiff of the O(F^2) definition
+        tape.watch(v)
+        pairs = [tf.reduce_sum(v[:, i] * v[:, j], 1) for i in range(3) for j in range(i + 1, 3)]
+        naive = tf.add_n(pairs)[:, None]
+    np.testing.assert_allclose(gradient, tape.gradient(naive, v, output_gradients=upstream))
+
+
 def test_single_field_has_no_interaction():
     np.testing.assert_allclose(FactorizationMachine()(tf.ones([2, 1, 4])), [[0.0], [0.0]])
 

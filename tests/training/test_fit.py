@@ -104,6 +104,19 @@ def test_bad_settings_are_named(tiny_data):
         fit(model, tiny_data, monitor="loss", epochs=1)
 
 
+def test_steps_per_execution_trains_the_same_steps(runs, tiny_data):
+    # The "again" run used the default (8 steps per call); one step per call gives the same
+    # losses; a step-level backup needs every step's callback, so it runs one step per call.
+    assert runs["again"][0]._steps_per_execution.numpy() == TRAIN_DEFAULTS["steps_per_execution"]
+    settings = {**TRAIN_DEFAULTS, "epochs": 1, "batch_size": 256, "num_negatives": 2, "seed": 3}
+    model = build_model("fm", tiny_data, **SMALL)
+    history = fit(model, tiny_data, verbose=0, **{**settings, "steps_per_execution": 1})
+    assert model._steps_per_execution.numpy() == 1
+    assert history.history["loss"] == pytest.approx(runs["again"][1]["loss"], rel=1e-5)
+    with pytest.raises(ValueError, match="Received: steps_per_execution=0"):
+        fit(model, tiny_data, steps_per_execution=0, epochs=1)
+
+
 def test_ranking_evaluation_checks_its_protocol(tiny_data):
     with pytest.raises(ValueError, match="Received: 'loo'"):
         RankingEvaluation(tiny_data, protocol="loo")

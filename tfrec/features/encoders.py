@@ -16,8 +16,49 @@ MAX_STANDARDISED = 1e6
 """Standardised numeric values are clipped to this many standard deviations: an input that far
 from the training data carries no more signal and would otherwise overflow to inf."""
 DENSE_POOLING_ROWS = 1 << 16
-"""Multi-valued fields with at most this many ids pool by a sparse-dense matmul (dense
-gradient); larger tables gather (sparse gradient, what `LazyAdam` needs to stay row-wise)."""
+"""Multi-valued fields with at most this many ids pool with a dense table gradient
+(`mean_of_rows`); larger tables gather (sparse gradient, what `LazyAdam` needs to stay
+row-wise)."""
+
+
+@tf.custom_gradient
+def mean_of_rows(ids, *tables):
+    """Per row of `ids` ``[B, L]`` (-1: padding), the mean of its valid ids' rows of each table.
+
+    Exists because pooling a history of L items is the critical path of a small model's
+    training step (benchmarks/RESULTS.md, issue 16). The forward pass gathers the ``[B, L, k]``
+    rows and averages them with one batched matmul (multi-threaded); the gradient of each
+    table is the transposed share matrix times the upstream gradient, ``S^T @ g`` with
+    ``S[b, id] = 1 / count_b``, one sparse-dense matmul into the dense ``[V, k]`` shape: no
+    ``[B, L, k]`` intermediate and no sort of the B x L ids (which the sparse gradient of a
+    gather needs before an optimizer can apply it). Rows without valid ids pool to zeros.
+
+    Args:
+      ids: Int ``[B, L]`` row ids, negative for padding.
+      *tables: Float32 ``[V, k_i]`` tables.
+
+    Returns:
+      One float32 ``[B, k_i]`` tensor per table.
+    """
+    valid = ids >= 0
+    shares = tf.cast(valid, tf.float32)
+    shares /= tf.maximum(tf.reduce_sum(shares, axis=1, keepdims=True), 1.0)
+    safe = tf.maximum(ids, 0)
+    pooled = [tf.einsum("bl,blk->bk", shares, tf.gather(t, safe)) for t in tables]
+
+    def gradient(*upstream):
+        where = tf.where(valid)
+        matrix = tf.sparse.SparseTensor(
+            tf.stack([where[:, 0], tf.cast(tf.gather_nd(ids, where), tf.int64)], axis=1),
+            tf.gather_nd(shares, where),
+            tf.stack(
+                [tf.shape(ids, out_type=tf.int64)[0], tf.shape(tables[0], out_type=tf.int64)[0]]
+            ),
+        )
+        grads = [tf.sparse.sparse_dense_matmul(matrix, g, adjoint_a=True) for g in upstream]
+        return [None, *grads]
+
+    return pooled, gradient
 
 
 def to_string(values: tf.Tensor) -> tf.Tensor:
@@ -203,24 +244,15 @@ class CategoricalEncoder(_FieldEncoder):
         return pooled, tf.reduce_sum(w * mask, axis=1) / count
 
     def _pool_by_matmul(self, ids):
-        """The mean of each row's valid ids' rows as one sparse-dense matmul, ``[B, V] @ [V, k]``:
-        the same numbers as gathering and averaging, without the ``[B, L, k]`` gather, and with
-        a dense gradient (no per-step sort of ``B x L`` sparse indices)."""
+        """The mean of each row's valid ids' rows, with a dense gradient (`mean_of_rows`)."""
         for table in (self.embedding, self.weight):
             if not table.built:
                 table.build((None,))
-        valid = ids >= 0
-        where = tf.where(valid)
-        items = tf.gather_nd(ids, where)
-        count = tf.maximum(tf.reduce_sum(tf.cast(valid, tf.float32), axis=1), 1.0)
-        rows = tf.shape(ids, out_type=tf.int64)[0]
-        shares = tf.sparse.SparseTensor(
-            tf.stack([where[:, 0], items], axis=1),
-            tf.gather(1.0 / count, where[:, 0]),
-            tf.stack([rows, tf.cast(self.embedding.input_dim, tf.int64)]),
+        emb, w = mean_of_rows(
+            ids,
+            tf.cast(self.embedding.embeddings, tf.float32),
+            tf.cast(self.weight.embeddings, tf.float32),
         )
-        emb = tf.sparse.sparse_dense_matmul(shares, tf.cast(self.embedding.embeddings, tf.float32))
-        w = tf.sparse.sparse_dense_matmul(shares, tf.cast(self.weight.embeddings, tf.float32))
         return tf.cast(emb, self.compute_dtype), tf.cast(w[:, 0], self.compute_dtype)
 
     def get_config(self):

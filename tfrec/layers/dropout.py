@@ -43,8 +43,24 @@ class StatelessDropout(tf.keras.layers.Layer):
         if not training or self.rate == 0.0:
             return x
         seed = tf.random.uniform([2], 0, _INT32_MAX, dtype=tf.int32)
+        if x.shape.rank and x.shape[-1] is not None and x.shape[-1] % 2 == 0:
+            keep = self._keep_16bit(tf.shape(x), seed)
+            return x * tf.cast(keep, x.dtype)
         keep = tf.random.stateless_uniform(tf.shape(x), seed, dtype=x.dtype) >= self.rate
         return tf.where(keep, x * tf.cast(1.0 / (1.0 - self.rate), x.dtype), tf.zeros_like(x))
+
+    def _keep_16bit(self, shape, seed):
+        """The scaled keep mask from 16-bit random numbers: each 32-bit draw of the random
+        stream serves two units, halving its cost (the largest part of the layer's). A unit is
+        kept when its number is at least ``round(rate * 2^16)``, so the drop probability is
+        `rate` to within 2^-17 and the kept units are scaled by the exact inverse of the keep
+        probability (the layer's output stays unbiased)."""
+        dropped = round(self.rate * 65536)
+        half = tf.concat([shape[:-1], [shape[-1] // 2]], axis=0)
+        bits = tf.random.stateless_uniform(half, seed, minval=None, maxval=None, dtype=tf.int32)
+        bits = tf.reshape(tf.bitcast(bits, tf.int16), shape)  # signed: [-2^15, 2^15)
+        kept = tf.cast(bits >= dropped - 32768, tf.float32)
+        return kept * (65536.0 / (65536 - dropped))
 
     def get_config(self):
         config = super().get_config()

@@ -94,6 +94,18 @@ def _seed(settings: dict) -> int:
     return settings.get("seed", TRAIN_DEFAULTS["seed"])
 
 
+def _steps_per_execution(cfg: dict, save_freq) -> int:
+    """Training steps per call into TensorFlow; 1 when a backup is due every `save_freq` steps
+    (step-level callbacks must see each step)."""
+    steps = cfg["steps_per_execution"]
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(
+            "`steps_per_execution` must be an integer >= 1. "
+            f"Received: steps_per_execution={steps!r}"
+        )
+    return steps if save_freq == "epoch" else 1
+
+
 def _strategy_of(model, strategy):
     if strategy is not None:
         return resolve_strategy(strategy)
@@ -157,7 +169,8 @@ def fit(model, data: SplitData, callbacks=(), verbose="auto", log_dir=None, chec
     ``epochs``, ``batch_size``, ``learning_rate``, ``optimizer`` ("adam", "lazy_adam" for
     embedding tables of 10^5+ ids, "adagrad", or a tf.keras optimizer), ``num_negatives`` and
     ``negative_distribution`` (for pointwise tasks and mixed negatives), ``patience`` and
-    ``monitor`` (early stopping on a validation ranking metric, best epoch restored), ``seed``.
+    ``monitor`` (early stopping on a validation ranking metric, best epoch restored), ``seed``,
+    ``steps_per_execution`` (steps per call into TensorFlow; 1 with a step-level `save_freq`).
     TensorBoard and checkpoint callbacks are added when `log_dir` / `checkpoint_dir` are given.
 
     With `backup_dir`, the run is resumable (`tfrec.training.resume`): the model, optimizer,
@@ -184,7 +197,10 @@ def fit(model, data: SplitData, callbacks=(), verbose="auto", log_dir=None, chec
         # compute_loss), so weights exist for callbacks, saving and the catalogue scorer.
         zero = tf.constant([0])
         model(inputs.gather(zero, zero, zero if inputs.per_row else None), training=False)
-        model.compile(optimizer=get_optimizer(cfg["optimizer"], cfg["learning_rate"]))
+        model.compile(
+            optimizer=get_optimizer(cfg["optimizer"], cfg["learning_rate"]),
+            steps_per_execution=_steps_per_execution(cfg, save_freq),
+        )
     batches = _Batches(model, data, inputs, cfg, strategy)
     start = resume_point(backup_dir, batches.steps)
     early_stopping = ResumableEarlyStopping(
