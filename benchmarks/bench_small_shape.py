@@ -191,7 +191,8 @@ def _fm_by_autodiff(self, embeddings):
 
 
 def _pool_by_sparse_matmul(ids, *tables):
-    """History pooling as one single-threaded sparse-dense matmul per table, both ways."""
+    """Multi-valued pooling (history, genres) as one single-threaded sparse-dense matmul per
+    table, both ways."""
     valid = ids >= 0
     where = tf.where(valid)
     count = tf.maximum(tf.reduce_sum(tf.cast(valid, tf.float32), axis=1), 1.0)
@@ -217,7 +218,7 @@ ABLATION = {
     "one step per call": {"steps_per_execution": 1},
     "training metrics off (AUC, log loss)": {"metrics": False},
     "FM gradient by autodiff": {"fm": _fm_by_autodiff},
-    "history pooled by sparse matmul": {"pool": _pool_by_sparse_matmul},
+    "pooling by sparse matmul": {"pool": _pool_by_sparse_matmul},
     "dropout mask from 32-bit draws": {"dropout": _dropout_32bit},
 }
 
@@ -225,10 +226,12 @@ ABLATION = {
 def step_runner(data, shape: str, variant: dict, steps: int):
     """A model of `shape` with `variant`'s overhead put back; returns a function timing one
     `fit` of `steps` steps on 8 cached batches, as examples per second of the median step."""
-    saved = fm.FactorizationMachine.call, encoders.mean_of_rows, dropout.StatelessDropout.call
+    saved = (fm.FactorizationMachine.call, dropout.StatelessDropout.call,
+             encoders.mean_of_rows, encoders.multi_hot_mean)  # fmt: skip
     fm.FactorizationMachine.call = variant.get("fm", saved[0])
-    encoders.mean_of_rows = variant.get("pool", saved[1])
-    dropout.StatelessDropout.call = variant.get("dropout", saved[2])
+    dropout.StatelessDropout.call = variant.get("dropout", saved[1])
+    encoders.mean_of_rows = variant.get("pool", saved[2])
+    encoders.multi_hot_mean = variant.get("pool", saved[3])
     try:
         if shape == "six":
             model = six_field_deepfm(data)
@@ -247,7 +250,8 @@ def step_runner(data, shape: str, variant: dict, steps: int):
         clock = _StepClock()
         model.fit(batches, epochs=1, verbose=0, steps_per_epoch=steps, callbacks=[clock])  # trace
     finally:
-        fm.FactorizationMachine.call, encoders.mean_of_rows, dropout.StatelessDropout.call = saved
+        fm.FactorizationMachine.call, dropout.StatelessDropout.call = saved[:2]
+        encoders.mean_of_rows, encoders.multi_hot_mean = saved[2:]
 
     def run() -> float:
         model.fit(batches, epochs=1, verbose=0, steps_per_epoch=steps, callbacks=[clock])

@@ -122,14 +122,18 @@ def test_encoders_config_round_trip():
             np.testing.assert_allclose(a.numpy(), b.numpy())
 
 
-@pytest.mark.parametrize("vocabulary_size", [50, 70_000])
-def test_multi_valued_pooling_is_the_mean_of_valid_rows(vocabulary_size):
-    """Small tables pool with a dense gradient, large ones by gather: same numbers."""
-    from tfrec.features.encoders import DENSE_POOLING_ROWS
+@pytest.mark.parametrize("vocabulary_size", [50, 1000, 70_000])
+def test_multi_valued_pooling_is_the_mean_of_valid_rows(vocabulary_size, monkeypatch):
+    """Tiny tables pool by a multi-hot matmul, small ones by `mean_of_rows`, large ones by
+    gather: the same numbers and gradients."""
+    from tfrec.features import encoders
 
+    used = []
+    for name in ("multi_hot_mean", "mean_of_rows"):
+        original = getattr(encoders, name)
+        monkeypatch.setattr(encoders, name, lambda *a, o=original, n=name: used.append(n) or o(*a))
     vocabulary = [str(i) for i in range(vocabulary_size)]
     encoder = CategoricalEncoder("h", vocabulary=vocabulary, embedding_dim=3, multi_valued=True)
-    assert (vocabulary_size + 1 <= DENSE_POOLING_ROWS) == (vocabulary_size == 50)
     history = tf.constant([["1", "", "3"], ["", "", ""], ["2", "2", "4"]])
     with tf.GradientTape(persistent=True) as tape:
         emb, weight = encoder({"h": history})
@@ -147,3 +151,5 @@ def test_multi_valued_pooling_is_the_mean_of_valid_rows(vocabulary_size):
     np.testing.assert_allclose(grad, np.repeat(per_row[:, None], 3, axis=1), rtol=1e-6)
     weights = tf.convert_to_tensor(tape.gradient(total, encoder.weight.embeddings)).numpy()
     np.testing.assert_allclose(weights[:, 0], per_row, rtol=1e-6)
+    expected_path = {50: ["multi_hot_mean"], 1000: ["mean_of_rows"], 70_000: []}
+    assert used == expected_path[vocabulary_size]

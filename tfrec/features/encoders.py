@@ -19,6 +19,9 @@ DENSE_POOLING_ROWS = 1 << 16
 """Multi-valued fields with at most this many ids pool with a dense table gradient
 (`mean_of_rows`); larger tables gather (sparse gradient, what `LazyAdam` needs to stay
 row-wise)."""
+MULTI_HOT_ROWS = 256
+"""Multi-valued fields over at most this many ids (genres, age buckets) pool as a dense
+multi-hot matmul (`multi_hot_mean`): no sparse op at all."""
 
 
 @tf.custom_gradient
@@ -59,6 +62,17 @@ def mean_of_rows(ids, *tables):
         return [None, *grads]
 
     return pooled, gradient
+
+
+def multi_hot_mean(ids, *tables):
+    """`mean_of_rows` for tables of a few rows: each row of `ids` becomes its ``[V]`` vector
+    of shares (1 / count per occurrence; -1 padding one-hots to zeros), and each table is
+    pooled by one dense ``[B, V] @ [V, k]`` matmul (its gradient the transposed one). For a
+    20-genre table that is cheaper than any gather or sparse op."""
+    shares = tf.cast(ids >= 0, tf.float32)
+    shares /= tf.maximum(tf.reduce_sum(shares, axis=1, keepdims=True), 1.0)
+    weights = tf.einsum("bl,blv->bv", shares, tf.one_hot(ids, tf.shape(tables[0])[0]))
+    return [tf.matmul(weights, t) for t in tables]
 
 
 def to_string(values: tf.Tensor) -> tf.Tensor:
@@ -244,15 +258,16 @@ class CategoricalEncoder(_FieldEncoder):
         return pooled, tf.reduce_sum(w * mask, axis=1) / count
 
     def _pool_by_matmul(self, ids):
-        """The mean of each row's valid ids' rows, with a dense gradient (`mean_of_rows`)."""
+        """The mean of each row's valid ids' rows, with a dense gradient (`multi_hot_mean` for
+        tiny tables, else `mean_of_rows`)."""
         for table in (self.embedding, self.weight):
             if not table.built:
                 table.build((None,))
-        emb, w = mean_of_rows(
-            ids,
-            tf.cast(self.embedding.embeddings, tf.float32),
-            tf.cast(self.weight.embeddings, tf.float32),
-        )
+        tables = [tf.cast(t.embeddings, tf.float32) for t in (self.embedding, self.weight)]
+        if self.embedding.input_dim <= MULTI_HOT_ROWS:
+            emb, w = multi_hot_mean(ids, *tables)
+        else:
+            emb, w = mean_of_rows(ids, *tables)
         return tf.cast(emb, self.compute_dtype), tf.cast(w[:, 0], self.compute_dtype)
 
     def get_config(self):
