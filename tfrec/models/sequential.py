@@ -43,7 +43,7 @@ SEQUENCE_DEFAULTS = {
 original SASRec) and "gbce"; ``calibration`` is gSASRec's t."""
 SEQUENCE_TRAIN = {"batch_size": 128, "learning_rate": 1e-3, "epochs": 200, "patience": 10}
 """Training settings of the sequential models: batches of 128 windows (each holds up to
-`history_length` targets), Adam 1e-3, early stopping with patience 10."""
+`history_length` targets), Adam 1e-3, early stopping with patience 10 (BERT4Rec: `CLOZE_TRAIN`)."""
 CLOZE_TRAIN = {**SEQUENCE_TRAIN, "batch_size": 32}
 """Training settings of cloze models (BERT4Rec): as `SEQUENCE_TRAIN` but batches of 32 windows.
 Why: a window gives a cloze model only its masked items as targets (a fifth of them at mask
