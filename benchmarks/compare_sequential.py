@@ -1,8 +1,8 @@
 """Sequential recommenders (GRU4Rec, SASRec, BERT4Rec) x losses, next to DeepFM and EASE.
 
 Every model trains on the MovieLens leave-one-out split (default ml-100k) with its registry
-defaults and training settings (`tfrec.models.train_defaults`: batches of 128 windows,
-Adam 1e-3, early stopping on validation full NDCG@10 with patience 10, best epoch restored) and
+defaults and training settings (`tfrec.models.train_defaults`: batches of 128 windows, 32
+for BERT4Rec, Adam 1e-3, early stopping on validation full NDCG@10 with patience 10, best epoch restored) and
 is judged on the test split by `tfrec.evaluation.evaluate_model`, the same evaluator as every
 model. DeepFM runs with the `make run` preset, EASE with its usual l2 = 500. Each job runs in
 its own subprocess, so memory and timings are the job's own.

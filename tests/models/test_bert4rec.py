@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tfrec.features.inputs import feature_store
 from tfrec.features.towers import RECENT_MOVIES
-from tfrec.models import BERT4Rec, build_model
+from tfrec.models import BERT4Rec, build_model, train_defaults
 from tfrec.training import fit
 
 SETTINGS = {"embedding_dim": 16, "history_length": 8, "num_blocks": 1, "num_heads": 1,
@@ -74,6 +74,19 @@ def test_a_short_fit_beats_a_random_model(cyclic_split, untrained_full_ranking):
     assert history["loss"][-1] < history["loss"][0]
     assert history["val_full_ndcg@10"][-1] > random["full_ndcg@10"] + 0.25
     assert history["val_full_hr@10"][-1] > random["full_hr@10"] + 0.3
+
+
+def test_cloze_training_takes_four_times_the_updates_per_epoch_of_next_item_models():
+    """A window gives the cloze objective only its masked items (a fifth at the default 0.2)
+    as targets, against every position for SASRec: with the same batches of 128 an ml-100k
+    epoch is 19 updates, and early stopping ended BERT4Rec on the popularity plateau (full
+    HR@10 0.087). Batches of 32 give 4x the updates per epoch; everything else is shared."""
+    cloze, causal = train_defaults("bert4rec"), train_defaults("sasrec")
+    assert causal["batch_size"] == 128
+    assert cloze["batch_size"] * 4 == causal["batch_size"]
+    assert {k: v for k, v in cloze.items() if k != "batch_size"} == {
+        k: v for k, v in causal.items() if k != "batch_size"
+    }
 
 
 @pytest.mark.parametrize("bad", [0.0, 1.0, True, -0.2])

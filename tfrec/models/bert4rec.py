@@ -13,12 +13,12 @@ import tensorflow as tf
 
 from tfrec.layers import SequenceTransformer
 from tfrec.models.registry import register_model
-from tfrec.models.sequential import SEQUENCE_DEFAULTS, SEQUENCE_TRAIN, SequentialRecommender
+from tfrec.models.sequential import CLOZE_TRAIN, SEQUENCE_DEFAULTS, SequentialRecommender
 
 
 @register_model(
     "bert4rec",
-    train=SEQUENCE_TRAIN,
+    train=CLOZE_TRAIN,
     embedding_dim=64,
     num_blocks=2,
     num_heads=2,
