@@ -118,7 +118,10 @@ def test_notebook_runs(path, kernel_specs, tmp_path):
     )
     try:
         # The kernel works in tmp_path, so a stray relative write never lands in the repo.
-        client.execute(env=kernel_env(), cwd=str(tmp_path))
+        # cleanup_kc: shut the kernel down when the notebook ends (nbclient keeps a kernel it
+        # was handed alive, so each chapter's kernel, TensorFlow loaded, would otherwise hold
+        # its memory until the whole session exits).
+        client.execute(env=kernel_env(), cwd=str(tmp_path), cleanup_kc=True)
     except CellTimeoutError as error:
         pytest.fail(f"{path.name}: a cell exceeded {CELL_TIMEOUT} s.\n{error}", pytrace=False)
     except CellExecutionError as error:
