@@ -181,13 +181,8 @@ def six_field_deepfm(data) -> DeepFM:
 
 def _fm_by_autodiff(self, embeddings):
     """The factorization machine with TensorFlow's own gradient (three [B, F, k] broadcasts)."""
-    embeddings = tf.cast(embeddings, self.compute_dtype)
-    square_of_sum = tf.square(tf.reduce_sum(embeddings, axis=1))
-    sum_of_square = tf.reduce_sum(tf.square(embeddings), axis=1)
-    interaction = 0.5 * (square_of_sum - sum_of_square)
-    if self.reduce_sum:
-        return tf.reduce_sum(interaction, axis=1, keepdims=True)
-    return interaction
+    interaction = fm.bi_interaction(tf.cast(embeddings, self.compute_dtype))
+    return tf.reduce_sum(interaction, axis=1, keepdims=True) if self.reduce_sum else interaction
 
 
 def _pool_by_sparse_matmul(ids, *tables):

@@ -59,12 +59,7 @@ class FactorizationMachine(tf.keras.layers.Layer):
         embeddings = tf.cast(embeddings, self.compute_dtype)
         if self.reduce_sum:
             return _pairwise_sum(embeddings)
-        square_of_sum = tf.square(tf.reduce_sum(embeddings, axis=1))
-        sum_of_square = tf.reduce_sum(tf.square(embeddings), axis=1)
-        interaction = 0.5 * (square_of_sum - sum_of_square)
-        if self.reduce_sum:
-            return tf.reduce_sum(interaction, axis=1, keepdims=True)
-        return interaction
+        return bi_interaction(embeddings)
 
     def compute_mask(self, inputs, mask=None):
         """The fields are reduced away, so no mask is propagated."""
@@ -75,6 +70,14 @@ class FactorizationMachine(tf.keras.layers.Layer):
         config = super().get_config()
         config.update({"reduce_sum": self.reduce_sum})
         return config
+
+
+def bi_interaction(embeddings):
+    """``0.5 * ((sum_f v_f)^2 - sum_f v_f^2)`` per latent dimension, ``[B, k]`` (NFM's
+    bi-interaction pooling; summed over ``k`` it is the FM term)."""
+    square_of_sum = tf.square(tf.reduce_sum(embeddings, axis=1))
+    sum_of_square = tf.reduce_sum(tf.square(embeddings), axis=1)
+    return 0.5 * (square_of_sum - sum_of_square)
 
 
 @tf.custom_gradient
