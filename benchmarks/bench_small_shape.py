@@ -152,7 +152,7 @@ class Tfrec:
         model(inputs.gather(zero, zero, zero if inputs.per_row else None), training=False)
         model.compile(
             optimizer=get_optimizer(settings["optimizer"], LR),
-            steps_per_execution=settings.get("steps_per_execution", 1),
+            steps_per_execution=settings["steps_per_execution"],
         )
         self.rows = len(data.train["user_index"]) * (1 + NEGATIVES)
 
