@@ -48,8 +48,8 @@ CLOZE_TRAIN = {**SEQUENCE_TRAIN, "batch_size": 32}
 """Training settings of cloze models (BERT4Rec): as `SEQUENCE_TRAIN` but batches of 32 windows.
 Why: a window gives a cloze model only its masked items as targets (a fifth of them at mask
 probability 0.2), so an epoch teaches it a fifth of what it teaches SASRec. With batches of 128
-an ml-100k epoch was 19 updates, BERT4Rec's validation sat on the popularity plateau for about
-10 epochs and early stopping ended it there (test full HR@10 0.087); 4x the updates per epoch
+an ml-100k epoch was 19 updates, BERT4Rec's training loss sat on the popularity plateau for about
+8 epochs and early stopping ended it there (test full HR@10 0.087); 4x the updates per epoch
 leave it within 4 epochs (validation full HR@10 about 0.2 by epoch 25, as SASRec's)."""
 SIDE_FEATURES = {
     "movie_genres": lambda: MultiCategorical("movie_genres", padding="-1"),
