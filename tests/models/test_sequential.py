@@ -154,6 +154,34 @@ def test_negative_sampling_losses_by_hand(name, loss, tiny_data, sequential, by_
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_row_logits_agree_between_the_catalogue_and_the_per_row_routes(
+    name, tiny_data, sequential
+):
+    """gBCE's many negatives are scored through one catalogue matmul when the catalogue is
+    small; the logits and the item table's gradient must equal the per-row route's."""
+    model = sequential(name, tiny_data, loss="gbce", loss_negatives=3)
+    batch = first_batch(model, tiny_data)
+    where = tf.where(batch["targets"] >= 0)
+    items = tf.concat(
+        [tf.gather_nd(batch["targets"], where)[:, None], tf.gather_nd(batch["negatives"], where)],
+        axis=1,
+    )
+    results = []
+    for whole in (True, False):
+        with tf.GradientTape() as tape:
+            queries = tf.gather_nd(model.states(batch), where)
+            logits = model.row_logits(queries, items, whole_catalogue=whole)
+            loss = tf.reduce_sum(logits * tf.range(1.0, 5.0))  # weights tell columns apart
+        table = model.candidate_tower.encoder("movie_id").embedding.embeddings
+        results.append((logits.numpy(), tf.convert_to_tensor(tape.gradient(loss, table)).numpy()))
+    (logits_all, grad_all), (logits_rows, grad_rows) = results
+    assert logits_all.shape == (int(tf.shape(where)[0]), 4)
+    np.testing.assert_allclose(logits_all, logits_rows, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grad_all, grad_rows, rtol=1e-4, atol=1e-6)
+    assert np.abs(grad_all).max() > 0
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_sampled_softmax_trains_with_unigram_log_q(name, tiny_data, sequential):
     model = sequential(name, tiny_data, loss="sampled_softmax", loss_negatives=5)
     task = model.task

@@ -183,6 +183,27 @@ class SequentialRecommender(Recommender):
     def score_all(self, query, candidates, training=False):
         return tf.matmul(query["vector"], candidates["vector"], transpose_b=True)
 
+    def row_logits(self, queries, items, training=False, whole_catalogue=None):
+        """Logits ``[R, m]`` of each query ``[R, k]`` against its own items ``[R, m]``.
+
+        Why two routes: with m sampled negatives per target (gBCE draws 256), encoding every
+        row's items means R * m candidate rows, [R, m, k] floats (1.6M rows of 64 for a batch of
+        128 windows of 50). When the catalogue has at most m * k items it is cheaper to encode
+        each item once, score every query against the whole catalogue with one matmul and
+        gather each row's m logits from it: the same numbers and gradients, without the
+        [R, m, k] tensor. `whole_catalogue` forces a route (None picks by that size rule).
+        """
+        num_items = self.task.num_items
+        if whole_catalogue is None:
+            whole_catalogue = num_items <= items.shape[-1] * queries.shape[-1]
+        if whole_catalogue:
+            every = self.encode_candidates(take(self._catalogue, tf.range(num_items)), training)
+            logits = tf.matmul(queries, every["vector"], transpose_b=True)
+            return tf.gather(logits, items, batch_dims=1)
+        vectors = self.encode_candidates(take(self._catalogue, tf.reshape(items, [-1])), training)
+        vectors = tf.reshape(vectors["vector"], [tf.shape(items)[0], -1, queries.shape[-1]])
+        return tf.einsum("rd,rkd->rk", queries, vectors)
+
     def compute_loss(self, features, training=False):
         if self._catalogue is None:
             raise ValueError(
@@ -199,11 +220,7 @@ class SequentialRecommender(Recommender):
         if self.task.objective == "negatives":
             negatives = tf.gather_nd(features["negatives"], where)
             items = tf.concat([targets[:, None], negatives], axis=1)
-            vectors = self.encode_candidates(
-                take(self._catalogue, tf.reshape(items, [-1])), training
-            )
-            vectors = tf.reshape(vectors["vector"], [tf.shape(items)[0], -1, queries.shape[-1]])
-            logits = tf.einsum("rd,rkd->rk", queries, vectors)
+            logits = self.row_logits(queries, items, training)
             return self.task(logits[:, 0], logits[:, 1:]) + penalty
         items, columns, log_q = self.task.candidates(targets)
         vectors = self.encode_candidates(take(self._catalogue, items), training)["vector"]
