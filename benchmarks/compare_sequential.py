@@ -50,6 +50,7 @@ COLUMNS = [
     "full_ndcg@10",
     "full_mrr",
     "epochs",
+    "best epoch",
     "train s",
     "seq/s",
     "users/s",
@@ -60,20 +61,22 @@ COLUMNS = [
 
 
 class BatchTimer(tf.keras.callbacks.Callback):
-    """Seconds spent in training steps (validation excluded), after the first two (tracing)."""
+    """Seconds spent in training steps (validation excluded), after the first two calls
+    (tracing). A call runs ``steps_per_execution`` steps: Keras passes the first step's index
+    to ``on_train_batch_begin`` and the last one's to ``on_train_batch_end``."""
 
     def __init__(self):
         super().__init__()
         self.seconds, self.steps, self.seen = 0.0, 0, 0
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._start = time.perf_counter()
+        self._start, self._first = time.perf_counter(), batch
 
     def on_train_batch_end(self, batch, logs=None):
         self.seen += 1
         if self.seen > 2:
             self.seconds += time.perf_counter() - self._start
-            self.steps += 1
+            self.steps += batch - self._first + 1
 
     def rate(self, batch_size: int) -> float:
         return self.steps * batch_size / self.seconds if self.seconds else float("nan")
@@ -120,6 +123,10 @@ def job(spec: dict) -> dict:
     seconds = time.perf_counter() - start
     row = evaluate_model(model, data, "test")
     row["epochs"] = len(history.history["loss"])
+    curve = history.history.get("val_full_ndcg@10")
+    if curve:  # the validation curve early stopping read, to tell a slow start from a failure
+        row["best epoch"] = int(np.argmax(curve)) + 1
+        row["val_full_ndcg@10 curve"] = [round(float(x), 4) for x in curve]
     row["train s"] = round(seconds, 1)
     batch = spec["train"].get("batch_size") or _batch(spec["model"])
     row["seq/s" if model.examples == "sequences" else "ex/s"] = timer.rate(batch)
@@ -141,12 +148,12 @@ def plan(args) -> dict:
     train = {"epochs": 1} if args.quick else ({"epochs": args.epochs} if args.epochs else {})
     chosen = preset("movielens-100k")
     deepfm_train = {**chosen.train, **({"epochs": 1} if args.quick else {})}
-    jobs = {"ease": {"model": "ease", "hparams": {}, "train": {}}}
+    jobs = {"ease": {"model": "ease", "hparams": {}, "train": {}}} if args.baselines else {}
     for position, loss in enumerate(args.losses.split(",")):
         for name in args.models.split(","):
             hparams = {"loss": loss, "loss_negatives": LOSS_NEGATIVES[loss]}
             jobs[f"{name} {loss}"] = {"model": name, "hparams": hparams, "train": train}
-        if position == 0:
+        if position == 0 and args.baselines:
             jobs["deepfm (make run)"] = {"model": chosen.model, "hparams": chosen.hparams,
                                          "train": deepfm_train}  # fmt: skip
     for spec in jobs.values():
@@ -161,6 +168,12 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, help="cap on epochs (default: the registry's)")
     parser.add_argument("--variant", default="100k")
     parser.add_argument("--quick", action="store_true", help="one epoch per model (smoke run)")
+    parser.add_argument(
+        "--baselines",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run DeepFM (make run preset) and EASE (--no-baselines: the grid only)",
+    )
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.job:
