@@ -154,9 +154,7 @@ def test_negative_sampling_losses_by_hand(name, loss, tiny_data, sequential, by_
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_row_logits_agree_between_the_catalogue_and_the_per_row_routes(
-    name, tiny_data, sequential
-):
+def test_row_logits_agree_between_the_catalogue_and_the_per_row_routes(name, tiny_data, sequential):
     """gBCE's many negatives are scored through one catalogue matmul when the catalogue is
     small; the logits and the item table's gradient must equal the per-row route's."""
     model = sequential(name, tiny_data, loss="gbce", loss_negatives=3)
