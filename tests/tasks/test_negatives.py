@@ -63,6 +63,20 @@ def test_gbce_loss_by_hand():
                                                          rel=1e-5)  # fmt: skip
 
 
+def test_negative_mask_drops_exactly_the_masked_terms_by_hand():
+    """A uniform draw that hit its own target is no negative: its term leaves the sum."""
+    task = SampledBCE(num_items=11, num_negatives=2, calibration=0.5)  # beta 0.6
+    mask = np.array([[True, False], [False, False]] + [[True, True]] * (len(POSITIVE) - 2))
+    rows = [
+        -0.6 * log_sigmoid(p) - sum(log_sigmoid(-n) for n, keep in zip(row, keeps) if keep)
+        for p, row, keeps in zip(POSITIVE.tolist(), NEGATIVE.tolist(), mask.tolist(), strict=True)
+    ]
+    loss = task(tf.constant(POSITIVE), tf.constant(NEGATIVE), tf.constant(mask))
+    assert float(loss) == pytest.approx(np.mean(rows), rel=1e-6)
+    unmasked = task(tf.constant(POSITIVE), tf.constant(NEGATIVE))
+    assert float(unmasked) > float(loss)  # the dropped terms were positive
+
+
 def test_extreme_logits_stay_finite_and_the_served_score_is_the_logit():
     task = SampledBCE(num_items=5, num_negatives=1, calibration=1.0)
     loss = task(tf.constant([-200.0, 200.0]), tf.constant([[200.0], [-200.0]]))

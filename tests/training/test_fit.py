@@ -15,6 +15,7 @@ import tensorflow as tf
 from tfrec.evaluation import evaluate_model
 from tfrec.models import TRAIN_DEFAULTS, build_model
 from tfrec.training import RankingEvaluation, fit
+from tfrec.training.fit import CALLS_PER_EPOCH, _steps_per_execution
 
 SMALL = {"embedding_dim": 4, "history_length": 3}
 MONITOR = "val_full_ndcg@10"
@@ -105,14 +106,22 @@ def test_bad_settings_are_named(tiny_data):
 
 
 def test_steps_per_execution_trains_the_same_steps(runs, tiny_data):
-    # The "again" run used the default (8 steps per call); one step per call gives the same
-    # losses; a step-level backup needs every step's callback, so it runs one step per call.
-    assert runs["again"][0]._steps_per_execution.numpy() == TRAIN_DEFAULTS["steps_per_execution"]
-    settings = {**TRAIN_DEFAULTS, "epochs": 1, "batch_size": 256, "num_negatives": 2, "seed": 3}
-    model = build_model("fm", tiny_data, **SMALL)
-    history = fit(model, tiny_data, verbose=0, **{**settings, "steps_per_execution": 1})
-    assert model._steps_per_execution.numpy() == 1
-    assert history.history["loss"] == pytest.approx(runs["again"][1]["loss"], rel=1e-5)
+    """8 steps per call gives the same losses as one; a fit whose epoch is too short to earn the
+    multi-step loop's tracing back (the "again" run: 8 steps an epoch) or that backs up every few
+    steps runs one step per call."""
+    settings = {**TRAIN_DEFAULTS, "epochs": 1, "batch_size": 4, "num_negatives": 2, "seed": 3}
+    losses = {}
+    for per_call in (8, 1):  # batches of 4: an epoch of 400+ steps
+        model = build_model("fm", tiny_data, **SMALL)
+        history = fit(model, tiny_data, verbose=0, **{**settings, "steps_per_execution": per_call})
+        assert model._steps_per_execution.numpy() == per_call
+        losses[per_call] = history.history["loss"]
+    assert losses[8] == pytest.approx(losses[1], rel=1e-5)
+    assert runs["again"][0]._steps_per_execution.numpy() == 1
+    cfg = {"steps_per_execution": 8}
+    assert _steps_per_execution(cfg, "epoch", CALLS_PER_EPOCH * 8) == 8
+    assert _steps_per_execution(cfg, "epoch", CALLS_PER_EPOCH * 8 - 1) == 1
+    assert _steps_per_execution(cfg, 10, 10_000) == 1  # a backup every 10 steps
     with pytest.raises(ValueError, match="Received: steps_per_execution=0"):
         fit(model, tiny_data, steps_per_execution=0, epochs=1)
 

@@ -1,11 +1,12 @@
 """Training batches chosen by the task's objective (tfrec/training/pipelines.py).
 
 Each objective's dataset is checked end to end on a tiny generated MovieLens: how many rows
-and labels an epoch has, that negatives are never seen items, that every training row's
+and labels an epoch has, that pointwise negatives are never seen items, that every training row's
 history holds only strictly earlier interactions (recomputed here by hand from timestamps),
 and that a sampled negative carries its *own* item's features, not the positive's (a label
 leak the pipeline once had). Sequence models get every window of the users' train sequences
-once per epoch, with next-item (or cloze) targets and, for BCE / gBCE, negatives.
+once per epoch, with next-item (or cloze) targets and, for BCE / gBCE, negatives drawn
+uniformly over the catalogue.
 """
 
 import tfrec  # noqa: F401  # isort: skip
@@ -304,15 +305,25 @@ def test_window_inputs_are_preprocessed_per_row(tiny_data, cloze):
 
 
 @pytest.mark.parametrize("loss", ["bce", "gbce"])
-def test_negative_sampling_losses_get_negatives_the_user_never_saw(tiny_data, loss):
+def test_negative_sampling_losses_draw_uniformly_over_the_whole_catalogue(tiny_data, loss):
+    """As gSASRec draws them: a user's own train items are drawn at their catalogue share. (When
+    they were excluded, the held-out items were negatives at every position and the model
+    learnt each user's complement: gBCE-256 fell below popularity.)"""
     model = sequence_model("sasrec", tiny_data, loss=loss, loss_negatives=3)
-    rows = epoch(training_dataset(model, tiny_data, batch_size=16, seed=0))
+    rows = epoch(training_dataset(model, tiny_data, batch_size=16, seed=0, epochs=(0, 20)))
     negatives = rows["negatives"]
     assert negatives.shape == (*rows["targets"].shape, 3)
     users = user_index(tiny_data, rows["user_id"])
     flat = negatives.reshape(len(users), -1)
     assert ((flat >= 0) & (flat < tiny_data.num_items)).all()
-    assert not tiny_data.seen("train").contains(users, flat).any()
+    seen = tiny_data.seen("train")
+    own = seen.contains(np.repeat(users, flat.shape[1]), flat.ravel())
+    share = np.repeat(seen.counts(users) / tiny_data.num_items, flat.shape[1])
+    spread = np.sqrt((share * (1 - share)).sum())  # binomial sd of the count of own draws
+    assert abs(own.sum() - share.sum()) < 4 * spread and own.sum() > 0
+    counts = np.bincount(flat.ravel(), minlength=tiny_data.num_items)
+    expected = flat.size / tiny_data.num_items
+    assert np.abs(counts - expected).max() < 5 * np.sqrt(expected)  # every item, evenly
     assert model._catalogue is not None
 
 

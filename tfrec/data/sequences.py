@@ -90,7 +90,7 @@ def sequence_dataset(
     probability (``masked`` ``[B, L]``; at least one per row), and with probability
     `final_only_probability` a row masks only its newest item, as at prediction time; targets
     are the masked items. With a `sampler` and `num_negatives`, ``negatives`` ``[B, L, k]`` holds
-    items the user never interacted with, for losses that need them. `epochs` and
+    the sampler's draws for each position's user, for losses that need them. `epochs` and
     `drop_remainder` as for `tfrec.data.pointwise_dataset` (each epoch's order, masks and
     negatives then depend on (seed, epoch) only).
     """

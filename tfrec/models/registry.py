@@ -33,7 +33,8 @@ TRAIN_DEFAULTS = {
 hyperparameter. ``monitor`` is the validation ranking metric early stopping watches;
 ``steps_per_execution`` runs that many training steps per call into TensorFlow (Keras'
 setting: per-step Python overhead paid once per call; batch-level callbacks see every N-th
-step), the 16% measured on small models in benchmarks/RESULTS.md."""
+step), the 16% measured on small models in benchmarks/RESULTS.md; `fit` runs one step per
+call when an epoch is too short to pay for tracing the loop (`tfrec.training.fit.CALLS_PER_EPOCH`)."""
 
 
 @dataclass(frozen=True)

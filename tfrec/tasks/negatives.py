@@ -10,7 +10,9 @@ positive's term is raised to ``beta = alpha * (t * (1 - 1 / alpha) + 1 / alpha)`
     loss = -beta * log(sigmoid(s_pos)) - sum_j log(1 - sigmoid(s_neg_j))
 
 ``t = 0`` is plain BCE (beta = 1); ``t = 1`` fully corrects the sampling (beta = alpha). The
-negatives come from the one `tfrec.data.NegativeSampler`, drawn in the input pipeline.
+negatives come from the one `tfrec.data.NegativeSampler`, drawn in the input pipeline (for
+sequence models uniformly over the whole catalogue, as in gSASRec; a draw equal to the target is
+dropped through ``negative_mask``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class SampledBCE(tf.keras.layers.Layer):
     Call arguments:
       positive: ``[R]`` logits of the targets.
       negative: ``[R, k]`` logits of each target's negatives.
+      negative_mask: Optional bool ``[R, k]``; False drops that negative's term (a uniform
+        draw that hit the row's own target).
 
     Returns:
       The scalar loss (mean over the R targets).
@@ -69,11 +73,12 @@ class SampledBCE(tf.keras.layers.Layer):
         t = self.calibration
         return alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
 
-    def call(self, positive, negative):
+    def call(self, positive, negative, negative_mask=None):
         positive = tf.cast(positive, tf.float32)
-        negative = tf.cast(negative, tf.float32)
-        loss = -self.beta * tf.math.log_sigmoid(positive)
-        loss -= tf.reduce_sum(tf.math.log_sigmoid(-negative), axis=-1)
+        terms = tf.math.log_sigmoid(-tf.cast(negative, tf.float32))
+        if negative_mask is not None:
+            terms *= tf.cast(negative_mask, tf.float32)
+        loss = -self.beta * tf.math.log_sigmoid(positive) - tf.reduce_sum(terms, axis=-1)
         return replica_mean(loss)
 
     def activation(self, logits):

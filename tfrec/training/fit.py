@@ -94,16 +94,27 @@ def _seed(settings: dict) -> int:
     return settings.get("seed", TRAIN_DEFAULTS["seed"])
 
 
-def _steps_per_execution(cfg: dict, save_freq) -> int:
-    """Training steps per call into TensorFlow; 1 when a backup is due every `save_freq` steps
-    (step-level callbacks must see each step)."""
+CALLS_PER_EPOCH = 32
+"""Multi-step calls only when an epoch makes at least this many of them (else one step per call).
+Why: tracing the N-step loop costs seconds more than a one-step function (5-6 s on the 2-core
+box, every `fit` call), while each step run inside it saves only the ~1.5 ms of Python a step
+costs; a fit of a few steps per epoch (tests, notebooks' small runs) never earns that back,
+an ml-100k epoch of 430 steps does."""
+
+
+def _steps_per_execution(cfg: dict, save_freq, steps_per_epoch: int) -> int:
+    """Training steps per call into TensorFlow: the setting, but 1 when a backup is due every
+    `save_freq` steps (step-level callbacks must see each step) or when an epoch is too short
+    for `CALLS_PER_EPOCH` calls of that many steps."""
     steps = cfg["steps_per_execution"]
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(
             "`steps_per_execution` must be an integer >= 1. "
             f"Received: steps_per_execution={steps!r}"
         )
-    return steps if save_freq == "epoch" else 1
+    if save_freq != "epoch" or steps_per_epoch < CALLS_PER_EPOCH * steps:
+        return 1
+    return steps
 
 
 def _strategy_of(model, strategy):
@@ -170,7 +181,8 @@ def fit(model, data: SplitData, callbacks=(), verbose="auto", log_dir=None, chec
     embedding tables of 10^5+ ids, "adagrad", or a tf.keras optimizer), ``num_negatives`` and
     ``negative_distribution`` (for pointwise tasks and mixed negatives), ``patience`` and
     ``monitor`` (early stopping on a validation ranking metric, best epoch restored), ``seed``,
-    ``steps_per_execution`` (steps per call into TensorFlow; 1 with a step-level `save_freq`).
+    ``steps_per_execution`` (steps per call into TensorFlow; 1 with a step-level `save_freq` or
+    an epoch shorter than `CALLS_PER_EPOCH` such calls).
     TensorBoard and checkpoint callbacks are added when `log_dir` / `checkpoint_dir` are given.
 
     With `backup_dir`, the run is resumable (`tfrec.training.resume`): the model, optimizer,
@@ -197,11 +209,11 @@ def fit(model, data: SplitData, callbacks=(), verbose="auto", log_dir=None, chec
         # compute_loss), so weights exist for callbacks, saving and the catalogue scorer.
         zero = tf.constant([0])
         model(inputs.gather(zero, zero, zero if inputs.per_row else None), training=False)
+        batches = _Batches(model, data, inputs, cfg, strategy)
         model.compile(
             optimizer=get_optimizer(cfg["optimizer"], cfg["learning_rate"]),
-            steps_per_execution=_steps_per_execution(cfg, save_freq),
+            steps_per_execution=_steps_per_execution(cfg, save_freq, batches.steps),
         )
-    batches = _Batches(model, data, inputs, cfg, strategy)
     start = resume_point(backup_dir, batches.steps)
     early_stopping = ResumableEarlyStopping(
         monitor=monitor, mode="max", patience=cfg["patience"], restore_best_weights=True
