@@ -68,7 +68,8 @@ def test_negative_mask_drops_exactly_the_masked_terms_by_hand():
     task = SampledBCE(num_items=11, num_negatives=2, calibration=0.5)  # beta 0.6
     mask = np.array([[True, False], [False, False]] + [[True, True]] * (len(POSITIVE) - 2))
     rows = [
-        -0.6 * log_sigmoid(p) - sum(log_sigmoid(-n) for n, keep in zip(row, keeps) if keep)
+        -0.6 * log_sigmoid(p)
+        - sum(log_sigmoid(-n) for n, keep in zip(row, keeps, strict=True) if keep)
         for p, row, keeps in zip(POSITIVE.tolist(), NEGATIVE.tolist(), mask.tolist(), strict=True)
     ]
     loss = task(tf.constant(POSITIVE), tf.constant(NEGATIVE), tf.constant(mask))
