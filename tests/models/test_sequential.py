@@ -150,6 +150,7 @@ def test_negative_sampling_losses_by_hand(name, loss, tiny_data, sequential, by_
     alpha = 3 / (tiny_data.num_items - 1)
     beta = 1.0 if loss == "bce" else alpha * (0.5 * (1 - 1 / alpha) + 1 / alpha)
     misses = negatives[where] != targets[where][:, None]  # a draw of the target is no negative
+    positive, negative = positive - np.log(3), negative - np.log(3)  # the offset: -log(k)
     expected = np.mean(-beta * log_expit(positive) - (log_expit(-negative) * misses).sum(axis=1))
     assert loss_value == pytest.approx(expected, rel=1e-5)
 

@@ -14,6 +14,9 @@ POSITIVE = np.array([2.0, -1.0, 0.5], np.float32)
 NEGATIVE = np.array([[-1.0, 0.0], [1.0, 3.0], [-2.0, 0.5]], np.float32)
 
 
+SHIFT = -math.log(2)  # the learned logit offset starts at -log(k); k = 2 below
+
+
 def log_sigmoid(x):
     return -math.log1p(math.exp(-x))
 
@@ -22,14 +25,16 @@ def test_plain_bce_by_hand():
     task = SampledBCE(num_items=100, num_negatives=2)  # calibration 0: plain BCE
     assert task.objective == "negatives" and task.beta == pytest.approx(1.0, rel=1e-12)
     rows = [
-        -log_sigmoid(p) - sum(log_sigmoid(-n) for n in negatives)
+        -log_sigmoid(p + SHIFT) - sum(log_sigmoid(-(n + SHIFT)) for n in negatives)
         for p, negatives in zip(POSITIVE.tolist(), NEGATIVE.tolist(), strict=True)
     ]
-    # Row 0 spelled out: -log(1 / (1 + e^-2)) - log(1 - 1 / (1 + e)) - log(1 - 1 / 2).
+    # Row 0 spelled out (logits shifted by -log 2, i.e. e^-s scaled by 2):
+    # -log(1 / (1 + 2e^-2)) - log(1 - 1 / (1 + 2e)) - log(1 - 1 / (1 + 2)).
     assert rows[0] == pytest.approx(
-        math.log(1 + math.exp(-2)) + math.log(1 + 1 / math.e) + math.log(2.0), rel=1e-12
+        math.log(1 + 2 * math.exp(-2)) + math.log(1 + 1 / (2 * math.e)) + math.log(1.5), rel=1e-12
     )
     loss = task(tf.constant(POSITIVE), tf.constant(NEGATIVE))
+    assert float(task.offset) == pytest.approx(SHIFT)
     assert float(loss) == pytest.approx(np.mean(rows), rel=1e-6)
 
 
@@ -51,14 +56,16 @@ def test_gbce_beta_by_hand(num_items, k, t, beta):
 def test_gbce_loss_by_hand():
     task = SampledBCE(num_items=11, num_negatives=2, calibration=0.5)  # beta 0.6 (above)
     rows = [
-        -0.6 * log_sigmoid(p) - sum(log_sigmoid(-n) for n in negatives)
+        -0.6 * log_sigmoid(p + SHIFT) - sum(log_sigmoid(-(n + SHIFT)) for n in negatives)
         for p, negatives in zip(POSITIVE.tolist(), NEGATIVE.tolist(), strict=True)
     ]
     loss = task(tf.constant(POSITIVE), tf.constant(NEGATIVE))
     assert float(loss) == pytest.approx(np.mean(rows), rel=1e-6)
     # gBCE weakens only the positive's pull: with no negatives' share it scales the BCE term.
     bce = SampledBCE(num_items=11, num_negatives=2)(tf.constant(POSITIVE), tf.constant(NEGATIVE))
-    negatives_only = np.mean([-sum(log_sigmoid(-n) for n in row) for row in NEGATIVE.tolist()])
+    negatives_only = np.mean(
+        [-sum(log_sigmoid(-(n + SHIFT)) for n in row) for row in NEGATIVE.tolist()]
+    )
     assert float(loss) - negatives_only == pytest.approx(0.6 * (float(bce) - negatives_only),
                                                          rel=1e-5)  # fmt: skip
 
@@ -68,8 +75,8 @@ def test_negative_mask_drops_exactly_the_masked_terms_by_hand():
     task = SampledBCE(num_items=11, num_negatives=2, calibration=0.5)  # beta 0.6
     mask = np.array([[True, False], [False, False]] + [[True, True]] * (len(POSITIVE) - 2))
     rows = [
-        -0.6 * log_sigmoid(p)
-        - sum(log_sigmoid(-n) for n, keep in zip(row, keeps, strict=True) if keep)
+        -0.6 * log_sigmoid(p + SHIFT)
+        - sum(log_sigmoid(-(n + SHIFT)) for n, keep in zip(row, keeps, strict=True) if keep)
         for p, row, keeps in zip(POSITIVE.tolist(), NEGATIVE.tolist(), mask.tolist(), strict=True)
     ]
     loss = task(tf.constant(POSITIVE), tf.constant(NEGATIVE), tf.constant(mask))
@@ -83,6 +90,22 @@ def test_extreme_logits_stay_finite_and_the_served_score_is_the_logit():
     loss = task(tf.constant([-200.0, 200.0]), tf.constant([[200.0], [-200.0]]))
     # Row 0: -0.25 * log_sigmoid(-200) - log_sigmoid(-200) = 1.25 * 200; row 1: ~0.
     assert float(loss) == pytest.approx(1.25 * 200 / 2, rel=1e-5)
+    np.testing.assert_array_equal(task.activation(tf.constant([-3.0, 4.0])), [-3.0, 4.0])
+
+
+def test_the_logit_offset_learns_the_base_rate():
+    """Regression: with no offset, gBCE-256 collapsed to popularity for tens of epochs.
+    The offset starts at -log(k) and is trained: all-zero logits push it down (negatives
+    outnumber the positive), while served scores never include it."""
+    task = SampledBCE(num_items=1000, num_negatives=256, calibration=0.75)
+    with tf.GradientTape() as tape:
+        loss = task(tf.zeros([4]), tf.zeros([4, 256]))
+    assert float(task.offset) == pytest.approx(-math.log(256))
+    assert task.trainable_weights == [task.offset]
+    # d loss / d b = -beta (1 - sigmoid(b)) + k sigmoid(b), at b = -log k: sigmoid = 1/257
+    beta, sig = task.beta, 1 / 257
+    expected = -beta * (1 - sig) + 256 * sig
+    assert float(tape.gradient(loss, task.offset)) == pytest.approx(expected, rel=1e-5)
     np.testing.assert_array_equal(task.activation(tf.constant([-3.0, 4.0])), [-3.0, 4.0])
 
 
