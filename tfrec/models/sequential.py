@@ -221,9 +221,8 @@ class SequentialRecommender(Recommender):
             negatives = tf.gather_nd(features["negatives"], where)
             items = tf.concat([targets[:, None], negatives], axis=1)
             logits = self.row_logits(queries, items, training)
-            misses = tf.not_equal(
-                negatives, targets[:, None]
-            )  # a draw of the target is no negative
+            # A uniform draw of the row's own target is no negative: the task drops its term.
+            misses = tf.not_equal(negatives, targets[:, None])
             return self.task(logits[:, 0], logits[:, 1:], misses) + penalty
         items, columns, log_q = self.task.candidates(targets)
         vectors = self.encode_candidates(take(self._catalogue, items), training)["vector"]

@@ -17,9 +17,10 @@ offset into every query and item vector (all 256 negatives' logits near -5.5), a
 collapsing to a popularity ranking for tens of epochs: SASRec with gBCE-256 on ml-100k sat at
 validation full NDCG@10 0.035 until early stopping (test full HR@10 0.073); with b it leaves
 from the first epoch (0.198, benchmarks/RESULTS.md). A constant does not change the ranking, so
-served scores are the logits without it. The negatives come from the one `tfrec.data.NegativeSampler`, drawn in the input pipeline (for
-sequence models uniformly over the whole catalogue, as in gSASRec; a draw equal to the target is
-dropped through ``negative_mask``).
+served scores are the logits without it. The negatives come from the one
+`tfrec.data.NegativeSampler`, drawn in the input pipeline (for sequence models uniformly over
+the whole catalogue, as in gSASRec; a draw equal to the target is dropped through
+``negative_mask``).
 """
 
 from __future__ import annotations
