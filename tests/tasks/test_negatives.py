@@ -120,6 +120,7 @@ def test_the_logit_offset_learns_the_base_rate():
         ({"num_items": 10, "calibration": 1.5}, r"in \[0, 1\]. Received: calibration=1.5"),
         ({"num_items": 10, "calibration": -0.1}, "Received: calibration=-0.1"),
         ({"num_items": 10, "calibration": True}, "Received: calibration=True"),
+        ({"num_items": 10, "exclude_seen": "yes"}, "Received: exclude_seen='yes'"),
     ],
 )
 def test_errors(kwargs, pattern):
@@ -128,7 +129,8 @@ def test_errors(kwargs, pattern):
 
 
 def test_config_round_trip():
-    task = SampledBCE(num_items=50, num_negatives=4, calibration=0.75, name="next_item")
+    task = SampledBCE(num_items=50, num_negatives=4, calibration=0.75, exclude_seen=True,
+                      name="next_item")  # fmt: skip
     for clone in (
         SampledBCE.from_config(task.get_config()),
         tf.keras.layers.deserialize(tf.keras.layers.serialize(task)),

@@ -304,12 +304,25 @@ def test_window_inputs_are_preprocessed_per_row(tiny_data, cloze):
     np.testing.assert_array_equal(movie_ids(model, preprocessed), rows[RECENT_MOVIES])
 
 
-@pytest.mark.parametrize("loss", ["bce", "gbce"])
-def test_negative_sampling_losses_draw_uniformly_over_the_whole_catalogue(tiny_data, loss):
+def test_bce_draws_negatives_the_user_never_had_as_the_original_sasrec(tiny_data):
+    model = sequence_model("sasrec", tiny_data, loss="bce", loss_negatives=3)
+    assert model.task.exclude_seen
+    rows = epoch(training_dataset(model, tiny_data, batch_size=16, seed=0, epochs=(0, 5)))
+    negatives = rows["negatives"]
+    assert negatives.shape == (*rows["targets"].shape, 3)
+    users = user_index(tiny_data, rows["user_id"])
+    flat = negatives.reshape(len(users), -1)
+    assert ((flat >= 0) & (flat < tiny_data.num_items)).all()
+    seen = tiny_data.seen("train")
+    assert not seen.contains(np.repeat(users, flat.shape[1]), flat.ravel()).any()
+
+
+def test_gbce_draws_negatives_uniformly_over_the_whole_catalogue(tiny_data):
     """As gSASRec draws them: a user's own train items are drawn at their catalogue share. (When
     they were excluded, the held-out items were negatives at every position and the model
     learnt each user's complement: gBCE-256 fell below popularity.)"""
-    model = sequence_model("sasrec", tiny_data, loss=loss, loss_negatives=3)
+    model = sequence_model("sasrec", tiny_data, loss="gbce", loss_negatives=3)
+    assert not model.task.exclude_seen
     rows = epoch(training_dataset(model, tiny_data, batch_size=16, seed=0, epochs=(0, 20)))
     negatives = rows["negatives"]
     assert negatives.shape == (*rows["targets"].shape, 3)

@@ -65,8 +65,10 @@ def sequence_task(loss: str, num_items: int, loss_negatives: int, calibration: f
     if loss == "sampled_softmax":
         return CatalogueSoftmax(num_items, loss_negatives, "unigram", name="next_item")
     if loss in ("bce", "gbce"):
-        t = calibration if loss == "gbce" else 0.0
-        return SampledBCE(num_items, loss_negatives, t, name="next_item")
+        # "bce" is the original SASRec's loss and draws as it does (items the user never had);
+        # "gbce" draws as gSASRec does (the whole catalogue). See `SampledBCE`.
+        t, sasrec = (calibration, False) if loss == "gbce" else (0.0, True)
+        return SampledBCE(num_items, loss_negatives, t, exclude_seen=sasrec, name="next_item")
     raise ValueError(f"`loss` must be one of {LOSSES}. Received: loss={loss!r}")
 
 

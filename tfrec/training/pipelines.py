@@ -138,12 +138,13 @@ def sequences(model, data, inputs, *, batch_size, seed, epochs=None, drop_remain
     task = model.task
     sampler, count = None, 0
     if task.objective == "negatives":
-        # Uniform over the whole catalogue, as gSASRec draws them (a draw equal to its target
-        # is masked by the model). Not "items the user never had in train": every position
-        # would then see the user's held-out items as negatives and none of their later train
-        # items, and the model learns that complement by heart (test full HR@10 0.073 with 256).
-        everything = SeenItems.empty(data.num_users, data.num_items)
-        sampler, count = _sampler(everything, seed, on_worker), task.num_negatives
+        # The task's pool (`SampledBCE.exclude_seen`): the user's unseen items, or the whole
+        # catalogue (a draw equal to its target is then masked by the model).
+        if task.exclude_seen:
+            excluded = data.seen("train")
+        else:
+            excluded = SeenItems.empty(data.num_users, data.num_items)
+        sampler, count = _sampler(excluded, seed, on_worker), task.num_negatives
     ds = sequence_dataset(
         windows,
         batch_size=batch_size,
