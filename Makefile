@@ -8,6 +8,8 @@ STAMP := $(VENV)/.tfrec-installed
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Test workers: one per core, at most 4 (each imports TensorFlow; tests/conftest.py groups them).
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 
 .PHONY: run test bench notebooks lint data install clean
 
@@ -26,7 +28,7 @@ run: data
 
 test: data
 	$(PY) -m ruff check tfrec tests benchmarks notebooks
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope
 
 bench: data
 	$(PY) benchmarks/run_all.py

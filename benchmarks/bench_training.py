@@ -47,6 +47,7 @@ from tfrec.data import scale
 from tfrec.evaluation import score_fn
 from tfrec.models import build_model, model_defaults
 from tfrec.training import training_dataset
+from tfrec.training.pipelines import examples_per_epoch
 from tfrec.workflow import train_model
 
 PAPER = {"embedding_dim": 16, "dnn_units": [400, 400, 400]}
@@ -66,7 +67,7 @@ def train_rate(model, ds, steps, repeats, jit_adam=False) -> float:
     model.compile(tf.keras.optimizers.Adam(1e-3, jit_compile=jit_adam))
     timer = StepTimer()
     batch = next(iter(ds))
-    rows = int(tf.shape(batch["label"])[0])
+    rows = int(tf.size(batch["label"]))  # pairs (a grouped batch's label is [positives, 1 + k])
     model.fit(ds.repeat(), steps_per_epoch=steps, epochs=repeats + 1, callbacks=[timer], verbose=0)
     return rows * steps / statistics.median(timer.epoch_seconds[1:])
 
@@ -227,16 +228,6 @@ def quality(args) -> dict:
     print(table(rows, digits=4))
     emit("quality", rows)
     return rows
-
-
-def examples_per_epoch(model, data, num_negatives: int) -> int:
-    """Training rows one epoch of `training_dataset` emits for `model`'s task."""
-    positives = len(data.train["user_index"])
-    task = model.task
-    with_negatives = task.objective == "pointwise" or (
-        task.objective == "in_batch" and task.mixed_negatives and num_negatives > 0
-    )
-    return positives * (1 + num_negatives) if with_negatives else positives
 
 
 def one_model(args) -> dict:

@@ -2,6 +2,11 @@
 
 Importing tfrec here, before any test module, guarantees Keras 2 is selected whatever order
 pytest collects the tests in.
+
+`make test` runs the suite on pytest-xdist workers with ``--dist loadscope``; the hook below
+keeps each test module on one worker (its module and session fixtures, such as every model
+trained once in tests/models/test_all_models.py, are built once), except that each notebook is
+a group of its own: the notebooks are the longest tests and run side by side.
 """
 
 from __future__ import annotations
@@ -10,6 +15,22 @@ import tfrec  # noqa: F401  # isort: skip  (selects Keras 2 before tf.keras is t
 import numpy as np
 import pytest
 import tensorflow as tf
+
+NOTEBOOK_RUNS = "tests/test_notebooks.py::test_notebook_runs["
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Under ``--dist loadscope``: one work unit per test module, except that each notebook run
+    is a unit of its own (see the module docstring). xdist's hook; None keeps its default."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesAndNotebooks(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return nodeid if nodeid.startswith(NOTEBOOK_RUNS) else nodeid.split("::", 1)[0]
+
+    return ModulesAndNotebooks(config, log)
 
 
 def _by_name(model, outputs) -> dict:

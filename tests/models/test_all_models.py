@@ -29,15 +29,16 @@ from tfrec.data import SplitData
 from tfrec.data.synthetic import synthetic_movielens
 from tfrec.evaluation import evaluate_model, score_fn
 from tfrec.features.inputs import feature_store
-from tfrec.models import available_models, build_model
+from tfrec.models import available_models, build_model, model_defaults, ungroup
 from tfrec.serving import export_model
-from tfrec.training import fit
+from tfrec.training import fit, training_dataset
 from tfrec.workflow import load_model, save_model
 
 """Small settings for whichever hyperparameters a model has (fast to train and export)."""
 
 K = 10
 MODELS = available_models()
+POINTWISE = [name for name in MODELS if model_defaults(name).get("task") == "ranking"]
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +133,25 @@ def test_fast_scoring_equals_the_per_pair_reference(name, trained, data):
     picked = np.random.default_rng(0).integers(0, data.num_items, (users.size, 7))
     gathered = scorer(users, picked)
     np.testing.assert_allclose(gathered, np.take_along_axis(reference, picked, 1), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", POINTWISE)
+def test_a_grouped_training_batch_gives_the_loss_and_gradients_of_its_pairs(name, trained, data):
+    """Pointwise batches are grouped by positive (`score_grouped`: the model's own factorised
+    form, or the query repeated for `score_pairs`); the same batch as one row per pair must
+    give the same loss and gradients (inference mode, so dropout cannot differ)."""
+    model, _ = trained[name]
+    batch = next(iter(training_dataset(model, data, num_negatives=3, batch_size=48, seed=5)))
+    results = []
+    for features in (batch, ungroup(batch)):
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss(features, training=False)
+        grads = tape.gradient(loss, model.trainable_variables)
+        results.append((float(loss), [tf.convert_to_tensor(g).numpy() for g in grads]))
+    (loss, grads), (flat_loss, flat_grads) = results
+    assert np.isfinite(loss) and loss == pytest.approx(flat_loss, rel=1e-5)
+    for variable, got, expected in zip(model.trainable_variables, grads, flat_grads, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6, err_msg=variable.name)
 
 
 @pytest.mark.parametrize("name", MODELS)

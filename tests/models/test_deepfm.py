@@ -8,7 +8,7 @@ import tensorflow as tf
 from tfrec.evaluation import evaluate_model
 from tfrec.features.encoders import CategoricalEncoder
 from tfrec.features.towers import Tower
-from tfrec.models import DeepFM, build_model
+from tfrec.models import DeepFM, build_model, ungroup
 from tfrec.training import training_dataset
 
 from .conftest import randomize
@@ -20,7 +20,7 @@ SMALL = {"embedding_dim": 4, "dnn_units": (8,), "history_length": 5}
 def batch(tiny_data):
     model = build_model("deepfm", tiny_data, **SMALL)
     ds = training_dataset(model, tiny_data, num_negatives=2, batch_size=64, seed=0)
-    features = next(iter(ds))
+    features = ungroup(next(iter(ds)))  # one row per pair
     model(_inputs(features))  # records the serving input structure (no label)
     return model, features
 
@@ -135,7 +135,45 @@ def test_mixed_precision_option_builds_bfloat16_and_restores_policy(tiny_data):
     assert tf.keras.mixed_precision.global_policy().name == before
     assert model.dnn.compute_dtype == "bfloat16" and model.dnn.variable_dtype == "float32"
     ds = training_dataset(model, tiny_data, num_negatives=1, batch_size=4)
-    logits = model({k: v for k, v in next(iter(ds)).items() if k != "label"})
+    batch = next(iter(ds))
+    logits = model({k: v for k, v in ungroup(batch).items() if k != "label"})
     assert logits.dtype == tf.float32
+    assert np.isfinite(model.compute_loss(batch, training=True).numpy())  # the grouped path
     with pytest.raises(ValueError, match="mixed_precision"):
         build_model("deepfm", tiny_data, mixed_precision="yes")
+
+
+def gradients_of(model, batches, training):
+    """Each batch's loss and its gradient for every trainable variable (dense numpy)."""
+    out = []
+    for batch in batches:
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss(batch, training=training)
+        grads = tape.gradient(loss, model.trainable_variables)
+        out.append((float(loss), [tf.convert_to_tensor(g).numpy() for g in grads]))
+    return out
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_a_grouped_batch_trains_exactly_as_its_pairs(tiny_data, training, monkeypatch):
+    """Training batches are grouped by positive and DeepFM computes each query's share (its FM
+    parts and its slice of the DNN's first layer) once per group. Loss and every gradient must
+    equal those of the same batch as one row per pair, with batch norm (statistics over every
+    pair), the auxiliary retrieval loss and the l2 penalty; dropout 0 keeps both deterministic."""
+    model = build_model("deepfm", tiny_data, **{**SMALL, "dnn_units": (8, 4)}, batch_norm=True,
+                        retrieval_weight=0.5, l2=1e-3)  # fmt: skip
+    grouped = next(iter(training_dataset(model, tiny_data, num_negatives=3, batch_size=64, seed=2)))
+    flat = ungroup(grouped)
+    assert grouped["label"].shape == (16, 4) and flat["label"].shape == (64,)
+    model(_inputs(flat))
+    randomize(model, scale=0.3)
+    (loss, grads), (flat_loss, flat_grads) = gradients_of(model, [grouped, flat], training)
+    assert loss == pytest.approx(flat_loss, rel=1e-5)
+    for variable, got, expected in zip(model.trainable_variables, grads, flat_grads, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6, err_msg=variable.name)
+
+    def per_pair(*args, **kwargs):
+        raise AssertionError("the grouped path must not score pair by pair")
+
+    monkeypatch.setattr(model, "score_pairs", per_pair)
+    assert float(model.compute_loss(grouped, training=training)) == pytest.approx(loss, rel=1e-5)

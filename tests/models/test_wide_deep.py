@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tfrec.evaluation import score_fn
 from tfrec.features.towers import RECENT_MOVIES
-from tfrec.models import WideDeep, build_model
+from tfrec.models import CANDIDATES, WideDeep, build_model
 from tfrec.training import training_dataset
 
 from .conftest import randomize
@@ -126,7 +126,7 @@ def test_runs_on_the_training_pipeline(tiny_data):
     assert sorted(crossed) == sorted(model.raw_query_keys + model.raw_candidate_keys)
     # The crosses read raw features, which the pipeline joins next to the towers' ids.
     batch = next(iter(training_dataset(model, tiny_data, num_negatives=2, batch_size=32)))
-    assert crossed <= set(batch)
+    assert crossed <= set(batch) | set(batch[CANDIDATES])  # query side | candidate side
     assert np.isfinite(model.compute_loss(batch, training=True).numpy())
     scores = score_fn(model, tiny_data, "test")(np.array([0, 1]), np.array([[0, 1, 2], [3, 4, 5]]))
     assert scores.shape == (2, 3) and np.isfinite(scores).all()

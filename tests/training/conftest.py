@@ -17,9 +17,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-GLOBAL_BATCH = 646
-"""969 training rows x (1 + 3 negatives) = 6 global batches of 646, none partial: a run on
-two workers of 323 each sees exactly the batches of a single process with 646."""
+GLOBAL_BATCH = 640
+"""960 training rows in 6 global batches of 160 positives with 3 negatives each (640 pairs),
+none partial: a run on two workers of 320 each (80 positives) sees exactly the batches of a
+single process with 640."""
 
 STEPS = 6
 """Global batches per epoch."""
@@ -30,11 +31,11 @@ MODEL_ARGS = ["--set", "embedding_dim=8", "--set", "dnn_units=[8]", "--set", "hi
 
 @pytest.fixture(scope="session")
 def movielens_files(tmp_path_factory):
-    """`--source local` arguments for generated ml-100k files (60 users, 969 train rows)."""
+    """`--source local` arguments for generated ml-100k files (60 users, 960 train rows)."""
     from tfrec.data.synthetic import synthetic_tables, write_grouplens_100k
 
     root = tmp_path_factory.mktemp("cluster-data")
-    tables = synthetic_tables(num_users=60, num_movies=80, ratings_per_user=12, seed=1)
+    tables = synthetic_tables(num_users=60, num_movies=80, ratings_per_user=12, seed=8)
     files = write_grouplens_100k(tables, root / "ml")
     return ["--source", "local", "--path", str(files), "--data-dir", str(root / "cache")]
 

@@ -4,7 +4,7 @@ In-process: strategies by name and their errors, which process is the chief, a m
 that must equal the default one and export ordinary variables, shards joined back. Real
 clusters of separate processes on 127.0.0.1, each with its own TF_CONFIG:
 
-* two `multi_worker` workers (per-worker batch 323) against one process (batch 646): the same
+* two `multi_worker` workers (per-worker batch 320) against one process (batch 640): the same
   6 global batches per epoch, so the metrics agree up to float summation order; the chief
   alone writes the run, which exports a servable scoring like the run's weights;
 * the same two workers, one killed with SIGKILL mid-epoch (then the other, as a cluster
@@ -158,7 +158,7 @@ def start_workers(processes, kit, argv, tmp_path, tag):
 
 @pytest.fixture(scope="module")
 def multi_worker_run(movielens_files, kit, module_processes, tmp_path_factory):
-    """Two workers (batch 323 each, global 646) trained to the end: the run directory."""
+    """Two workers (batch 320 each, global 640) trained to the end: the run directory."""
     tmp = tmp_path_factory.mktemp("multi-worker")
     argv = kit.train_argv(movielens_files, tmp / "run", batch_size=kit.GLOBAL_BATCH // 2,
                           extra=["--strategy", "multi_worker"])  # fmt: skip

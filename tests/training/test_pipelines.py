@@ -15,8 +15,9 @@ import pytest
 import tensorflow as tf
 
 from tfrec.data import sequence_windows
+from tfrec.data.pipelines import grouped_batch_rows
 from tfrec.features.towers import RECENT_MOVIES
-from tfrec.models import build_model
+from tfrec.models import CANDIDATES, build_model, ungroup
 from tfrec.tasks import CatalogueSoftmax
 from tfrec.training import PIPELINES, training_dataset, training_inputs, training_rows
 from tfrec.training.pipelines import steps_per_epoch, window_rows
@@ -25,8 +26,8 @@ L = 4
 
 
 def epoch(ds) -> dict:
-    """One pass over `ds` as numpy columns."""
-    batches = list(ds)
+    """One pass over `ds` as numpy columns, one row per pair (`tfrec.models.ungroup`)."""
+    batches = [ungroup(b) for b in ds]
     return {k: np.concatenate([b[k].numpy() for b in batches]) for k in batches[0]}
 
 
@@ -43,8 +44,20 @@ def deepfm(tiny_data):
 @pytest.fixture(scope="module")
 def pointwise(tiny_data, deepfm):
     ds = training_dataset(deepfm, tiny_data, num_negatives=3, batch_size=40, seed=0)
-    assert next(iter(ds))["label"].shape == (40,)
     return epoch(ds)
+
+
+def test_pointwise_batches_are_grouped_by_positive(tiny_data, deepfm):
+    """40 pairs a batch: 10 positives, each with its 3 negatives (slot 0 the positive); query
+    features once per positive, candidate features per slot."""
+    batch = next(iter(training_dataset(deepfm, tiny_data, num_negatives=3, batch_size=40)))
+    np.testing.assert_array_equal(batch["label"].numpy(), np.tile([1.0, 0.0, 0.0, 0.0], (10, 1)))
+    assert batch["user_id"].shape == (10,) and batch[f"user_tower/{RECENT_MOVIES}"].shape == (10, L)
+    candidates = batch[CANDIDATES]
+    assert candidates["movie_index"].shape == candidates["movie_id"].shape == (10, 4)
+    assert candidates["movie_tower/movie_genres"].shape[:2] == (10, 4)
+    assert not set(candidates) & set(batch)  # each feature on one side only
+    assert steps_per_epoch(deepfm, tiny_data, 3, 40) == -(-len(tiny_data.train["user_index"]) // 10)
 
 
 def test_objectives_have_pipelines():
@@ -86,18 +99,26 @@ def test_an_epoch_depends_only_on_seed_and_epoch(tiny_data, name, settings):
     alone = list(training_dataset(model, tiny_data, epochs=(1, 2), **options))
     assert len(alone) == steps
     for got, expected in zip(alone, stream[steps : 2 * steps], strict=True):
-        for key in expected:
-            np.testing.assert_array_equal(got[key].numpy(), expected[key].numpy(), err_msg=key)
-    key = "row" if "row" in stream[0] else ("targets" if "targets" in stream[0] else "movie_index")
-    first = np.concatenate([b[key].numpy().ravel() for b in stream[:steps]])
-    second = np.concatenate([b[key].numpy().ravel() for b in stream[steps : 2 * steps]])
+        assert tf.nest.map_structure(lambda t: t.shape, got) == tf.nest.map_structure(
+            lambda t: t.shape, expected
+        )
+        for a, b in zip(tf.nest.flatten(got), tf.nest.flatten(expected), strict=True):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+    def order(batches):  # what an epoch's order shows in: rows, targets or candidates
+        pick = "row" if "row" in batches[0] else "targets" if "targets" in batches[0] else None
+        return [(b[pick] if pick else b.get(CANDIDATES, b)["movie_index"]).numpy() for b in batches]
+
+    first = np.concatenate([x.ravel() for x in order(stream[:steps])])
+    second = np.concatenate([x.ravel() for x in order(stream[steps : 2 * steps])])
     assert not np.array_equal(first, second)  # a new order (and new negatives) every epoch
     other = list(training_dataset(model, tiny_data, epochs=(1, 2), **{**options, "seed": 4}))
-    assert not np.array_equal(np.concatenate([b[key].numpy().ravel() for b in other]), second)
+    assert not np.array_equal(np.concatenate([x.ravel() for x in order(other)]), second)
     dropped = list(training_dataset(model, tiny_data, epochs=(0, 2), drop_remainder=True,
                                     **options))  # fmt: skip
     full = steps_per_epoch(model, tiny_data, 2, 50, drop_remainder=True)
-    assert len(dropped) == 2 * full and {len(b[key]) for b in dropped} == {50}
+    size = grouped_batch_rows(50, 2) if model.task.objective == "pointwise" else 50
+    assert len(dropped) == 2 * full and {len(x) for x in order(dropped)} == {size}
 
 
 def test_pointwise_epoch_has_every_positive_once_and_three_negatives_each(tiny_data, pointwise):

@@ -71,6 +71,7 @@ def pointwise_dataset(
     movie_ids: np.ndarray | None = None,
     epochs: tuple | None = None,
     drop_remainder: bool = False,
+    grouped: bool = False,
 ) -> tf.data.Dataset:
     """Batches of positives (label 1.0) mixed with freshly sampled negatives (label 0.0).
 
@@ -129,6 +130,17 @@ def pointwise_dataset(
         picked = {name: tf.gather(value, rows) for name, value in tensors.items()}
         negatives = sampler.sample(picked["user_index"], group - 1, seed=seeds[0])
         items = tf.concat([picked["movie_index"][:, None], negatives], axis=1)
+        if grouped:
+            out = dict(picked, movie_index=items)
+            out["label"] = tf.tile(tf.one_hot([0], group, dtype=tf.float32), [tf.size(rows), 1])
+            if catalogue is not None:
+                out["movie_id"] = tf.gather(catalogue, items)
+            if shuffle:  # the positives of the chunk in a new order (they were sorted)
+                mixed = tf.random.experimental.stateless_shuffle(
+                    tf.range(tf.size(rows, out_type=tf.int64)), seed=seeds[1]
+                )
+                out = {name: tf.gather(value, mixed) for name, value in out.items()}
+            return out
         # Row r of the chunk is slot r % group of positive r // group (slot 0: the positive).
         out = {name: tf.repeat(value, group, axis=0) for name, value in picked.items()}
         out["movie_index"] = tf.reshape(items, [-1])
@@ -153,15 +165,20 @@ def pointwise_dataset(
             deterministic=True,
         )
 
+    rows = grouped_batch_rows(batch_size, num_negatives) if grouped else int(batch_size)
     if epochs is not None:
         dataset = over_epochs(
-            epochs,
-            lambda e: epoch(epoch_seed(seed, e)).rebatch(int(batch_size), drop_remainder),
+            epochs, lambda e: epoch(epoch_seed(seed, e)).rebatch(rows, drop_remainder)
         )
         return dataset.prefetch(tf.data.AUTOTUNE)
     epochs = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
-    dataset = epochs.flat_map(epoch).rebatch(int(batch_size), drop_remainder)
+    dataset = epochs.flat_map(epoch).rebatch(rows, drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def grouped_batch_rows(batch_size: int, num_negatives: int) -> int:
+    """Positives per batch of `pointwise_dataset` with ``grouped=True`` (at least one)."""
+    return max(1, int(batch_size) // (1 + int(num_negatives)))
 
 
 def positives_dataset(

@@ -137,6 +137,10 @@ class ModelInputs:
             features.update({k: tf.gather(v, row_index) for k, v in self.per_row.items()})
         return features
 
+    def items(self, item_index) -> dict:
+        """Candidate-side features of `item_index` (any shape: ``[P, G]`` gives ``[P, G, ...]``)."""
+        return {k: tf.gather(v, item_index) for k, v in self.per_item.items()}
+
     def rows(self, user_index, row_index) -> dict:
         """Query-side features of training rows (per-user inputs plus the rows' own)."""
         features = {k: tf.gather(v, user_index) for k, v in self.per_user.items()}

@@ -5,7 +5,7 @@ Every model registers itself where it is defined, with its defaults, so
 them and `model_defaults(name)` shows the defaults.
 """
 
-from tfrec.models.base import Recommender, example_features, take
+from tfrec.models.base import CANDIDATES, Recommender, example_features, take, ungroup
 from tfrec.models.bert4rec import BERT4Rec
 from tfrec.models.dcn import DCN
 from tfrec.models.deepfm import DeepFM
@@ -33,6 +33,7 @@ from tfrec.models.wide_deep import WideDeep
 
 __all__ = [
     "BERT4Rec",
+    "CANDIDATES",
     "DCN",
     "FFM",
     "FM",
@@ -58,4 +59,5 @@ __all__ = [
     "register_model",
     "take",
     "train_defaults",
+    "ungroup",
 ]

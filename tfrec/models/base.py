@@ -28,6 +28,28 @@ from tfrec.features.sequence import SequenceEncoder
 from tfrec.features.towers import Tower
 from tfrec.tasks import get_task
 
+CANDIDATES = "candidates"
+"""Key of a grouped pointwise batch's candidate features: ``[P, G, ...]`` for P positives, each
+with its G candidates (slot 0 the positive), beside the query features ``[P, ...]`` and a
+``label`` ``[P, G]`` (see `tfrec.data.pointwise_dataset` with ``grouped=True``)."""
+
+
+def ungroup(features: dict) -> dict:
+    """A grouped pointwise batch as one row per (query, candidate) pair, as `Recommender.call`
+    scores them: query features repeated for each candidate, candidates and labels flattened
+    (in slot order). Any other batch is returned as it is."""
+    if CANDIDATES not in features:
+        return features
+    count = tf.shape(features["label"])[1]
+    out = {k: tf.repeat(v, count, axis=0) for k, v in features.items() if k != CANDIDATES}
+    out["label"] = tf.reshape(features["label"], [-1])
+    out.update({k: _flatten_group(v) for k, v in features[CANDIDATES].items()})
+    return out
+
+
+def _flatten_group(t):
+    return tf.reshape(t, tf.concat([[-1], tf.shape(t)[2:]], axis=0))
+
 
 def take(encoding, index):
     """Rows `index` of every tensor of an encoding (a dict of ``[N, ...]`` tensors)."""
@@ -208,10 +230,17 @@ class Recommender(tfrs.models.Model):
     def score_gathered(self, query, candidates, index, training=False) -> tf.Tensor:
         """Logits ``[B, C]`` of each query against its own candidates ``candidates[index[b]]``."""
         index = tf.convert_to_tensor(index)
-        batch, count = tf.shape(index)[0], tf.shape(index)[1]
+        items = take(candidates, tf.reshape(index, [-1]))
+        return self.score_grouped(query, items, tf.shape(index)[1], training)
+
+    def score_grouped(self, query, candidates, count, training=False) -> tf.Tensor:
+        """Logits ``[B, count]`` of query b against candidate rows ``b * count ..`` (``[B *
+        count]`` candidates, grouped by query): grouped training batches and sampled ranking.
+
+        The default repeats each query's encoding `count` times and runs `score_pairs`; models
+        with a factorised form override it so that a query's share is computed once."""
         pairs = tf.nest.map_structure(lambda t: tf.repeat(t, count, axis=0), query)
-        logits = self.score_pairs(pairs, take(candidates, tf.reshape(index, [-1])), training)
-        return tf.reshape(logits, [batch, count])
+        return tf.reshape(self.score_pairs(pairs, candidates, training), [-1, count])
 
     def call(self, features, training=False):
         query = self.encode_query(features, training=training)
@@ -238,6 +267,8 @@ class Recommender(tfrs.models.Model):
 
     def compute_loss(self, features, training=False):
         objective = self.task.objective
+        if objective == "pointwise" and CANDIDATES in features:
+            return self._grouped_loss(features, training)
         query = self.encode_query(features, training=training)
         candidates = self.encode_candidates(features, training=training)
         penalty = self.penalty(query, candidates)
@@ -254,6 +285,15 @@ class Recommender(tfrs.models.Model):
         if objective == "catalogue":
             return self._catalogue_loss(features, query, training) + penalty
         raise ValueError(f"Unknown task objective. Received: objective={objective!r}")
+
+    def _grouped_loss(self, features, training):
+        """Pointwise BCE on a grouped batch: each query encoded once for its G candidates."""
+        labels = features["label"]
+        query = self.encode_query(features, training=training)
+        rows = {k: _flatten_group(v) for k, v in features[CANDIDATES].items()}
+        candidates = self.encode_candidates(rows, training=training)
+        logits = self.score_grouped(query, candidates, tf.shape(labels)[1], training=training)
+        return self.task(labels, logits, training=training) + self.penalty(query, candidates)
 
     def _in_batch_loss(self, features, query, candidates, training):
         ids = features[self.candidate_id_key]

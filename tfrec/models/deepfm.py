@@ -19,8 +19,8 @@ import contextlib
 import tensorflow as tf
 
 from tfrec.layers import MLP, FactorizationMachine, LinearTerm
-from tfrec.models.base import Recommender, take
-from tfrec.models.fm import FieldFactorization, movielens_towers
+from tfrec.models.base import CANDIDATES, Recommender
+from tfrec.models.fm import FieldFactorization, grouped, movielens_towers
 from tfrec.models.registry import register_model
 from tfrec.tasks import InBatchSoftmax
 
@@ -135,8 +135,8 @@ class DeepFM(FieldFactorization, Recommender):
         logit = self.linear(weights) + self.fm(embeddings) + self.dnn(flat, training=training)
         return tf.cast(tf.squeeze(logit, -1), tf.float32)
 
-    def _deep(self, hidden):
-        return tf.cast(self.dnn.after_first_layer(hidden)[:, 0], tf.float32)
+    def _deep(self, hidden, training=False):
+        return tf.cast(self.dnn.after_first_layer(hidden, training)[:, 0], tf.float32)
 
     def score_all(self, query, candidates, training=False):
         """Every query against every candidate from the per-side parts (exact)."""
@@ -147,23 +147,33 @@ class DeepFM(FieldFactorization, Recommender):
         deep = self._deep(tf.reshape(hidden, [batch * count, -1]))
         return self.fm_cross(query, candidates) + tf.reshape(deep, [batch, count])
 
-    def score_gathered(self, query, candidates, index, training=False):
-        if training or "hidden" not in query or "hidden" not in candidates:
-            return super().score_gathered(query, candidates, index, training)
-        count = tf.shape(index)[1]
-        rows = tf.nest.map_structure(lambda t: tf.repeat(t, count, axis=0), query)
-        items = take(candidates, tf.reshape(index, [-1]))
-        logits = self.fm_pairs(rows, items) + self._deep(rows["hidden"] + items["hidden"])
-        return tf.reshape(logits, tf.shape(index))
+    def _with_parts(self, encoding, query: bool):
+        return encoding if "hidden" in encoding else {**encoding, **self._parts(encoding, query)}
+
+    def score_grouped(self, query, candidates, count, training=False):
+        """Each query's share (FM parts, its slice of the DNN's first layer) computed once for
+        its `count` candidates; exact, in training too (dropout and batch norm act after the
+        first layer's sum, per pair)."""
+        if not (self.dnn.built and self.linear.built):
+            return super().score_grouped(query, candidates, count, training)
+        query, candidates = self._with_parts(query, True), self._with_parts(candidates, False)
+        hidden = query["hidden"][:, None, :] + grouped(candidates["hidden"], count)
+        deep = self._deep(tf.reshape(hidden, [-1, hidden.shape[-1]]), training)  # batch norm: 2-D
+        return self.fm_grouped(query, candidates, count) + tf.reshape(deep, [-1, count])
 
     # ------------------------------------------------------------------ training
 
     def compute_loss(self, features, training=False):
         loss = super().compute_loss(features, training)
         if self.retrieval is not None:
-            positive = features["label"] > 0.5
-            query = tf.boolean_mask(self.query_tower(features)["pooled"], positive)
-            movie = tf.boolean_mask(self.candidate_tower(features)["pooled"], positive)
+            if CANDIDATES in features:  # grouped: every query's slot 0 is its positive
+                query = self.query_tower(features)["pooled"]
+                first = {k: v[:, 0] for k, v in features[CANDIDATES].items()}
+                movie = self.candidate_tower(first)["pooled"]
+            else:
+                positive = features["label"] > 0.5
+                query = tf.boolean_mask(self.query_tower(features)["pooled"], positive)
+                movie = tf.boolean_mask(self.candidate_tower(features)["pooled"], positive)
             logits = tf.matmul(query, movie, transpose_b=True)
             loss += self.retrieval_weight * self.retrieval(logits)
         return loss

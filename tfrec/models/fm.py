@@ -19,7 +19,7 @@ import tensorflow as tf
 from tfrec.features.inputs import example_table
 from tfrec.features.towers import build_tower, movielens_movie_columns, movielens_user_columns
 from tfrec.layers import FactorizationMachine, LinearTerm
-from tfrec.models.base import Recommender, take
+from tfrec.models.base import Recommender
 from tfrec.models.registry import register_model
 
 
@@ -61,6 +61,23 @@ class FieldFactorization:
     def fm_pairs(self, query: dict, candidates: dict) -> tf.Tensor:
         base = query["linear"] + query["fm"] + candidates["linear"] + candidates["fm"]
         return base + tf.reduce_sum(query["sum"] * candidates["sum"], axis=1)
+
+    def fm_grouped(self, query: dict, candidates: dict, count) -> tf.Tensor:
+        """``[P, count]``: query p with candidate rows ``p * count ..`` (see `score_grouped`)."""
+        base = (query["linear"] + query["fm"])[:, None] + grouped(
+            candidates["linear"] + candidates["fm"], count
+        )
+        cross = query["sum"][:, None, :] * grouped(candidates["sum"], count)
+        return base + tf.reduce_sum(cross, axis=-1)
+
+    def with_fm_parts(self, encoding: dict, query: bool) -> dict:
+        """`encoding` with its `fm_parts` (computed now when absent, e.g. in training)."""
+        return encoding if "fm" in encoding else {**encoding, **self.fm_parts(encoding, query)}
+
+
+def grouped(t, count):
+    """``[P * count, ...]`` rows as ``[P, count, ...]``."""
+    return tf.reshape(t, tf.concat([[-1, count], tf.shape(t)[1:]], axis=0))
 
 
 @register_model("fm", embedding_dim=32, l2=1e-5, history_length=20, task="ranking")
@@ -116,13 +133,12 @@ class FM(FieldFactorization, Recommender):
             return super().score_all(query, candidates, training)
         return self.fm_cross(query, candidates)
 
-    def score_gathered(self, query, candidates, index, training=False):
-        if "fm" not in query or "fm" not in candidates:
-            return super().score_gathered(query, candidates, index, training)
-        count = tf.shape(index)[1]
-        rows = tf.nest.map_structure(lambda t: tf.repeat(t, count, axis=0), query)
-        logits = self.fm_pairs(rows, take(candidates, tf.reshape(index, [-1])))
-        return tf.reshape(logits, tf.shape(index))
+    def score_grouped(self, query, candidates, count, training=False):
+        """Each query's share computed once for its `count` candidates (exact)."""
+        if not self.linear.built:
+            return super().score_grouped(query, candidates, count, training)
+        query = self.with_fm_parts(query, True)
+        return self.fm_grouped(query, self.with_fm_parts(candidates, False), count)
 
     @classmethod
     def from_data(cls, data, embedding_dim, l2, history_length, task):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tfrec.data.pipelines import epoch_seed
+from tfrec.data.pipelines import epoch_seed, grouped_batch_rows
 from tfrec.data.splitdata import SplitData
 from tfrec.evaluation.protocols import evaluate
 from tfrec.evaluation.scoring import CatalogueScorer
@@ -269,6 +269,12 @@ class _Batches:
         self.strategy = strategy
         self.replicas = strategy.num_replicas_in_sync
         self.global_batch = cfg["batch_size"] * self.replicas
+        if model.examples == "interactions" and model.task.objective == "pointwise":
+            # Grouped batches (positives with their negatives): each replica gets the same
+            # whole number of positives, batch_size // (1 + k).
+            negatives = cfg["num_negatives"]
+            positives = grouped_batch_rows(cfg["batch_size"], negatives) * self.replicas
+            self.global_batch = positives * (1 + negatives)
         self.drop_remainder = self.replicas > 1
         self.steps = steps_per_epoch(
             model, data, cfg["num_negatives"], self.global_batch, self.drop_remainder

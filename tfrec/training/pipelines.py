@@ -17,13 +17,14 @@ import numpy as np
 import tensorflow as tf
 
 from tfrec.data.context import recent_history
-from tfrec.data.pipelines import pointwise_dataset, positives_dataset
+from tfrec.data.pipelines import grouped_batch_rows, pointwise_dataset, positives_dataset
 from tfrec.data.sampling import NegativeSampler
 from tfrec.data.seen import SeenItems
 from tfrec.data.sequences import sequence_dataset, sequence_windows
 from tfrec.data.splitdata import SplitData
 from tfrec.features.inputs import ModelInputs
 from tfrec.features.towers import RECENT_MOVIES
+from tfrec.models.base import CANDIDATES
 
 
 def training_rows(data: SplitData, history_length: int) -> dict:
@@ -76,6 +77,23 @@ def _attach(ds, inputs: ModelInputs, rows: int, batch_size: int, index_key: str,
     return ds.map(assemble, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
+def _attach_grouped(ds, model, inputs: ModelInputs, steps: int, epochs=None):
+    """Grouped pointwise batches (`pointwise_dataset(grouped=True)`): query features once per
+    positive, its candidates' features under ``CANDIDATES`` as ``[P, 1 + k, ...]``."""
+
+    def assemble(batch):
+        features = inputs.rows(batch["user_index"], batch["row"])
+        candidates = inputs.items(batch["movie_index"])
+        candidates[model.candidate_index_key] = batch["movie_index"]
+        features[CANDIDATES] = candidates
+        features["label"] = batch["label"]
+        return features
+
+    if epochs is None:
+        ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
+    return ds.map(assemble, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
 def _sampler(seen, seed, on_worker: bool, **options) -> NegativeSampler:
     """The training sampler; on a `tf.distribute` worker its tables are built in the dataset
     function being traced (`NegativeSampler.built_here`). Draws are always explicitly seeded,
@@ -86,12 +104,15 @@ def _sampler(seen, seed, on_worker: bool, **options) -> NegativeSampler:
 
 
 def _with_negatives(model, data, inputs, *, num_negatives, batch_size, distribution, seed,
-                    epochs=None, drop_remainder=False, on_worker=False):  # fmt: skip
+                    epochs=None, drop_remainder=False, on_worker=False, grouped=False):  # fmt: skip
     sampler = _sampler(data.seen("train"), seed, on_worker, distribution=distribution, alpha=0.75)
     ds = pointwise_dataset(
         _positives(data), sampler, num_negatives=num_negatives, batch_size=batch_size, seed=seed,
-        epochs=epochs, drop_remainder=drop_remainder,
+        epochs=epochs, drop_remainder=drop_remainder, grouped=grouped,
     )  # fmt: skip
+    if grouped:
+        steps = steps_per_epoch(model, data, num_negatives, batch_size)
+        return _attach_grouped(ds, model, inputs, steps, epochs)
     rows = len(data.train["user_index"]) * (1 + num_negatives)
     return _attach(ds, inputs, rows, batch_size, model.candidate_index_key, epochs)
 
@@ -107,8 +128,9 @@ def _positives_only(model, data, inputs, *, batch_size, seed, epochs=None, drop_
 
 
 def pointwise(model, data, inputs, **settings):
-    """Positives (label 1) and `num_negatives` sampled negatives each (label 0), per epoch."""
-    return _with_negatives(model, data, inputs, **settings)
+    """Positives (label 1) and `num_negatives` sampled negatives each (label 0), per epoch,
+    grouped by positive (the query side is encoded once per group)."""
+    return _with_negatives(model, data, inputs, grouped=True, **settings)
 
 
 def in_batch(model, data, inputs, **settings):
@@ -193,8 +215,12 @@ def examples_per_epoch(model, data: SplitData, num_negatives: int) -> int:
 
 
 def steps_per_epoch(model, data, num_negatives: int, batch_size: int, drop_remainder=False):
-    """Batches of `batch_size` in one epoch (the last partial one kept unless dropped)."""
+    """Batches of `batch_size` in one epoch (the last partial one kept unless dropped).
+    Pointwise batches are grouped by positive: ``batch_size // (1 + num_negatives)`` each."""
     rows = examples_per_epoch(model, data, num_negatives)
+    if model.examples == "interactions" and model.task.objective == "pointwise":
+        rows = len(data.train["user_index"])
+        batch_size = grouped_batch_rows(batch_size, num_negatives)
     steps = rows // batch_size if drop_remainder else -(-rows // batch_size)
     if steps < 1:
         raise ValueError(
