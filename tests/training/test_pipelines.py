@@ -325,15 +325,21 @@ def test_window_inputs_are_preprocessed_per_row(tiny_data, cloze):
     np.testing.assert_array_equal(movie_ids(model, preprocessed), rows[RECENT_MOVIES])
 
 
+def drawn_negatives(data, loss, epochs):
+    """A SASRec with `loss` and 3 negatives per target, and its negatives over `epochs` epochs
+    as ``(users [R], negatives [R, 3 * positions])`` (one row per window)."""
+    model = sequence_model("sasrec", data, loss=loss, loss_negatives=3)
+    rows = epoch(training_dataset(model, data, batch_size=16, seed=0, epochs=(0, epochs)))
+    assert rows["negatives"].shape == (*rows["targets"].shape, 3)
+    users = user_index(data, rows["user_id"])
+    flat = rows["negatives"].reshape(len(users), -1)
+    assert ((flat >= 0) & (flat < data.num_items)).all()
+    return model, users, flat
+
+
 def test_bce_draws_negatives_the_user_never_had_as_the_original_sasrec(tiny_data):
-    model = sequence_model("sasrec", tiny_data, loss="bce", loss_negatives=3)
+    model, users, flat = drawn_negatives(tiny_data, "bce", epochs=5)
     assert model.task.exclude_seen
-    rows = epoch(training_dataset(model, tiny_data, batch_size=16, seed=0, epochs=(0, 5)))
-    negatives = rows["negatives"]
-    assert negatives.shape == (*rows["targets"].shape, 3)
-    users = user_index(tiny_data, rows["user_id"])
-    flat = negatives.reshape(len(users), -1)
-    assert ((flat >= 0) & (flat < tiny_data.num_items)).all()
     seen = tiny_data.seen("train")
     assert not seen.contains(np.repeat(users, flat.shape[1]), flat.ravel()).any()
 
@@ -342,14 +348,8 @@ def test_gbce_draws_negatives_uniformly_over_the_whole_catalogue(tiny_data):
     """As gSASRec draws them: a user's own train items are drawn at their catalogue share. (When
     they were excluded, the held-out items were negatives at every position and the model
     learnt each user's complement: gBCE-256 fell below popularity.)"""
-    model = sequence_model("sasrec", tiny_data, loss="gbce", loss_negatives=3)
+    model, users, flat = drawn_negatives(tiny_data, "gbce", epochs=20)
     assert not model.task.exclude_seen
-    rows = epoch(training_dataset(model, tiny_data, batch_size=16, seed=0, epochs=(0, 20)))
-    negatives = rows["negatives"]
-    assert negatives.shape == (*rows["targets"].shape, 3)
-    users = user_index(tiny_data, rows["user_id"])
-    flat = negatives.reshape(len(users), -1)
-    assert ((flat >= 0) & (flat < tiny_data.num_items)).all()
     seen = tiny_data.seen("train")
     own = seen.contains(np.repeat(users, flat.shape[1]), flat.ravel())
     share = np.repeat(seen.counts(users) / tiny_data.num_items, flat.shape[1])
