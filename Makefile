@@ -28,7 +28,7 @@ run: data
 
 test: data
 	$(PY) -m ruff check tfrec tests benchmarks notebooks
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope --durations=20
 
 bench: data
 	$(PY) benchmarks/run_all.py

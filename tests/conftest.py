@@ -19,6 +19,16 @@ import tensorflow as tf
 NOTEBOOK_RUNS = "tests/test_notebooks.py::test_notebook_runs["
 
 
+LONGEST_FIRST = ("tests/models/test_all_models.py::", NOTEBOOK_RUNS)
+"""The longest work units, collected first so that xdist hands them out before the short ones
+(last, they would leave one worker running alone at the end)."""
+
+
+def pytest_collection_modifyitems(config, items):
+    """Moves `LONGEST_FIRST` to the front, each module's tests kept in their order."""
+    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))
+
+
 def pytest_xdist_make_scheduler(config, log):
     """Under ``--dist loadscope``: one work unit per test module, except that each notebook run
     is a unit of its own (see the module docstring). xdist's hook; None keeps its default."""
