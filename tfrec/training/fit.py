@@ -29,7 +29,13 @@ from tfrec.training.distribute import (
     num_workers,
     resolve_strategy,
 )
-from tfrec.training.pipelines import prepare, steps_per_epoch, training_dataset, training_inputs
+from tfrec.training.pipelines import (
+    grouped_by_positive,
+    prepare,
+    steps_per_epoch,
+    training_dataset,
+    training_inputs,
+)
 from tfrec.training.resume import (
     ResumableEarlyStopping,
     TrainingBackup,
@@ -269,7 +275,7 @@ class _Batches:
         self.strategy = strategy
         self.replicas = strategy.num_replicas_in_sync
         self.global_batch = cfg["batch_size"] * self.replicas
-        if model.examples == "interactions" and model.task.objective == "pointwise":
+        if grouped_by_positive(model):
             # Grouped batches (positives with their negatives): each replica gets the same
             # whole number of positives, batch_size // (1 + k).
             negatives = cfg["num_negatives"]

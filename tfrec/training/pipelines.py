@@ -214,11 +214,16 @@ def examples_per_epoch(model, data: SplitData, num_negatives: int) -> int:
     return rows
 
 
+def grouped_by_positive(model) -> bool:
+    """Whether `model` trains on pointwise batches grouped by positive (`pointwise`)."""
+    return model.examples == "interactions" and model.task.objective == "pointwise"
+
+
 def steps_per_epoch(model, data, num_negatives: int, batch_size: int, drop_remainder=False):
     """Batches of `batch_size` in one epoch (the last partial one kept unless dropped).
     Pointwise batches are grouped by positive: ``batch_size // (1 + num_negatives)`` each."""
     rows = examples_per_epoch(model, data, num_negatives)
-    if model.examples == "interactions" and model.task.objective == "pointwise":
+    if grouped_by_positive(model):
         rows = len(data.train["user_index"])
         batch_size = grouped_batch_rows(batch_size, num_negatives)
     steps = rows // batch_size if drop_remainder else -(-rows // batch_size)
