@@ -10,7 +10,8 @@ gender, age bucket, occupation | movie id, genres), embedding 32, DNN 128-64, ba
 * **tfrec**: `tfrec.models.DeepFM` on towers of the same six columns, trained the way
   `tfrec.training.fit` trains (the library's pipeline and compile settings): batches grouped
   by positive (409 positives with their 4 negatives: 2,045 pairs), each user's side encoded
-  once per positive (`Recommender.score_grouped`).
+  once per positive (`Recommender.score_grouped`) and each distinct movie of a batch once
+  (`Recommender.distinct_candidates`).
 
 Rates are training examples (positives + negatives) per second of one epoch's `fit`, the best
 of `--epochs` epochs after a warm-up epoch, median over `--repeats` interleaved repeats (the
@@ -223,6 +224,7 @@ def _flat_batches(model, data, inputs):
 ABLATION = {
     "tfrec (all of issue 16)": {},
     "flat batches (query encoded per pair, not per positive)": {"batches": _flat_batches},
+    "every pair's candidate encoded (not each distinct one)": {"distinct": False},
     "one step per call": {"steps_per_execution": 1},
     "training metrics off (AUC, log loss)": {"metrics": False},
     "FM gradient by autodiff": {"fm": _fm_by_autodiff},
@@ -246,6 +248,7 @@ def step_runner(data, shape: str, variant: dict, steps: int):
         else:
             model = build_model("deepfm", data, **preset("movielens-100k").hparams)
         model.task = RankingTask(metrics=variant.get("metrics", True))
+        model.distinct_candidates = variant.get("distinct", True)
         inputs = training_inputs(model, data)
         if "batches" in variant:
             batches, pairs = variant["batches"](model, data, inputs), BATCH

@@ -8,7 +8,7 @@ import tensorflow as tf
 from tfrec.evaluation import evaluate_model
 from tfrec.features.encoders import CategoricalEncoder
 from tfrec.features.towers import Tower
-from tfrec.models import DeepFM, build_model, ungroup
+from tfrec.models import CANDIDATES, DeepFM, build_model, ungroup
 from tfrec.training import training_dataset
 
 from .conftest import randomize
@@ -176,4 +176,16 @@ def test_a_grouped_batch_trains_exactly_as_its_pairs(tiny_data, training, monkey
         raise AssertionError("the grouped path must not score pair by pair")
 
     monkeypatch.setattr(model, "score_pairs", per_pair)
+    rows, encode = [], model.encode_candidates
+
+    def counted(features, training=False):
+        rows.append(int(tf.shape(features["movie_index"])[0]))
+        return encode(features, training)
+
+    monkeypatch.setattr(model, "encode_candidates", counted)
     assert float(model.compute_loss(grouped, training=training)) == pytest.approx(loss, rel=1e-5)
+    distinct = np.unique(grouped[CANDIDATES]["movie_index"].numpy()).size
+    assert rows == [distinct] and distinct < 64  # each distinct candidate encoded once
+    monkeypatch.setattr(model, "distinct_candidates", False)  # one encoding per pair: the same
+    assert float(model.compute_loss(grouped, training=training)) == pytest.approx(loss, rel=1e-5)
+    assert rows[-1] == 64

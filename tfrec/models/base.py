@@ -157,6 +157,11 @@ class Recommender(tfrs.models.Model):
     """Raw candidate id in training batches (accidental hits, log-Q)."""
     candidate_index_key = "movie_index"
     """Catalogue index of the candidate in training batches (catalogue softmax targets)."""
+    distinct_candidates = True
+    """Whether a grouped training batch encodes each distinct candidate once (keyed by
+    `candidate_index_key`) and scores its pairs through `score_gathered`. Exact when
+    `encode_candidates` acts row by row, as every tfrec tower does; a subclass whose candidate
+    encoding depends on the whole batch (batch norm over candidates) sets it to False."""
 
     def __init__(self, query_tower, candidate_tower, task="ranking", history_length=0, l2=0.0,
                  **kwargs):  # fmt: skip
@@ -287,13 +292,28 @@ class Recommender(tfrs.models.Model):
         raise ValueError(f"Unknown task objective. Received: objective={objective!r}")
 
     def _grouped_loss(self, features, training):
-        """Pointwise BCE on a grouped batch: each query encoded once for its G candidates."""
+        """Pointwise BCE on a grouped batch: each query encoded once for its G candidates, each
+        distinct candidate once for all its pairs."""
         labels = features["label"]
+        count = tf.shape(labels)[1]
         query = self.encode_query(features, training=training)
         rows = {k: _flatten_group(v) for k, v in features[CANDIDATES].items()}
-        candidates = self.encode_candidates(rows, training=training)
-        logits = self.score_grouped(query, candidates, tf.shape(labels)[1], training=training)
-        return self.task(labels, logits, training=training) + self.penalty(query, candidates)
+        if not (self.distinct_candidates and self.candidate_index_key in rows):
+            candidates = self.encode_candidates(rows, training=training)
+            logits = self.score_grouped(query, candidates, count, training=training)
+            return self.task(labels, logits, training=training) + self.penalty(query, candidates)
+        # A batch's candidates repeat (popular positives, negatives drawn from one catalogue):
+        # each distinct one is encoded once and its pairs gather it.
+        unique, index = tf.unique(rows[self.candidate_index_key])
+        first = tf.math.unsorted_segment_min(tf.range(tf.size(index)), index, tf.size(unique))
+        candidates = self.encode_candidates(take(rows, first), training=training)
+        logits = self.score_gathered(
+            query, candidates, tf.reshape(index, [-1, count]), training=training
+        )
+        per_pair = {}  # the penalty is a mean over pairs, not over distinct candidates
+        if self.l2 and "embeddings" in candidates:
+            per_pair["embeddings"] = tf.gather(candidates["embeddings"], index)
+        return self.task(labels, logits, training=training) + self.penalty(query, per_pair)
 
     def _in_batch_loss(self, features, query, candidates, training):
         ids = features[self.candidate_id_key]

@@ -150,6 +150,12 @@ class DeepFM(FieldFactorization, Recommender):
     def _with_parts(self, encoding, query: bool):
         return encoding if "hidden" in encoding else {**encoding, **self._parts(encoding, query)}
 
+    def score_gathered(self, query, candidates, index, training=False):
+        """Each distinct candidate's parts computed before they are gathered per pair."""
+        if self.dnn.built and self.linear.built:
+            candidates = self._with_parts(candidates, False)
+        return super().score_gathered(query, candidates, index, training)
+
     def score_grouped(self, query, candidates, count, training=False):
         """Each query's share (FM parts, its slice of the DNN's first layer) computed once for
         its `count` candidates; exact, in training too (dropout and batch norm act after the

@@ -133,6 +133,12 @@ class FM(FieldFactorization, Recommender):
             return super().score_all(query, candidates, training)
         return self.fm_cross(query, candidates)
 
+    def score_gathered(self, query, candidates, index, training=False):
+        """Each distinct candidate's parts computed before they are gathered per pair."""
+        if self.linear.built:
+            candidates = self.with_fm_parts(candidates, False)
+        return super().score_gathered(query, candidates, index, training)
+
     def score_grouped(self, query, candidates, count, training=False):
         """Each query's share computed once for its `count` candidates (exact)."""
         if not self.linear.built:
