@@ -1,7 +1,9 @@
 """Columns adapt vocabularies and statistics from a training table."""
 
+import tfrec  # noqa: F401  # isort: skip  (selects Keras 2 first)
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfrec.features import (
     Categorical,
@@ -20,6 +22,16 @@ def test_frequency_vocabulary_orders_caps_and_filters():
     assert frequency_vocabulary(values) == ["b", "a", "c", "d"]
     assert frequency_vocabulary(values, max_tokens=2) == ["b", "a"]
     assert frequency_vocabulary(values, min_count=2) == ["b", "a"]
+
+
+def test_frequency_vocabulary_takes_tensors_bytes_and_matrices_alike():
+    """Counts are TensorFlow's unique (hash) counts; ties go by value, UTF-8 round-trips."""
+    matrix = np.array([["é", "z", "-1"], ["z", "é", "a"], ["-1", "-1", "z"]])
+    expected = ["z", "é", "a"]  # z 3, é 2, a 1; "-1" excluded however often it appears
+    for strings in (matrix, np.char.encode(matrix, "utf-8"), tf.constant(matrix)):
+        assert frequency_vocabulary(strings, exclude=("-1",)) == expected
+        assert frequency_vocabulary(strings, exclude=(b"-1",)) == expected
+    assert frequency_vocabulary(np.array(["", ""])) == []
 
 
 def test_categorical_builds_encoder_with_adapted_vocabulary():

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tfrec.features import FeatureStore
+from tfrec.features.store import string_tensor, utf8
 
 USERS = {
     "user_id": np.array(["1", "2"]),
@@ -50,3 +51,14 @@ def test_join_by_index_matches_join_by_id():
 def test_duplicate_ids_are_rejected():
     with pytest.raises(ValueError, match="duplicate movie_id"):
         FeatureStore(None, {"movie_id": np.array(["1", "1"])})
+
+
+def test_string_tensor_holds_the_utf8_bytes_of_any_string_column():
+    """TensorFlow's own encoding of a unicode array (fast) gives exactly `utf8`'s bytes."""
+    column = np.array([["é", ""], ["42", "Zoë"]])
+    expected = utf8(column)
+    for form in (column, expected, column.astype(object)):
+        got = string_tensor(form)
+        assert got.dtype == tf.string and got.shape == (2, 2)
+        np.testing.assert_array_equal(got.numpy().astype(bytes), expected)
+    assert string_tensor(np.arange(3)).dtype == tf.int64

@@ -18,17 +18,12 @@ import tensorflow as tf
 
 from tfrec.data.context import last_history, recent_history
 from tfrec.data.splitdata import SplitData
-from tfrec.features.store import FeatureStore, utf8
+from tfrec.features.store import FeatureStore, string_tensor
 from tfrec.features.towers import RECENT_MOVIES
 
 
 def _take(table: dict, rows: np.ndarray) -> dict:
     return {k: np.asarray(v)[rows] for k, v in table.items()}
-
-
-def _tf(column) -> tf.Tensor:
-    column = np.asarray(column)
-    return tf.constant(utf8(column) if column.dtype.kind in "US" else column)
 
 
 def example_table(data, history_length: int = 0) -> dict:
@@ -98,8 +93,8 @@ class ModelInputs:
         a row's own item would leak the label into its sampled negatives."""
         users = user_table(data, as_of, model.history_length)
         rows = rows or {}
-        per_user = {"user_id": _tf(data.user_ids)}
-        per_item = {"movie_id": _tf(data.item_ids)}
+        per_user = {"user_id": string_tensor(data.user_ids)}
+        per_item = {"movie_id": string_tensor(data.item_ids)}
         per_row = {}
         sides = (
             (model.query_tower, getattr(model, "raw_query_keys", ()), users, per_user, rows,
@@ -111,9 +106,11 @@ class ModelInputs:
             for encoder in tower.encoders:
                 key = tower.preprocessed_key(encoder)
                 if encoder.key in table:
-                    out[key] = encoder.preprocess({encoder.key: _tf(table[encoder.key])})
+                    out[key] = encoder.preprocess({encoder.key: string_tensor(table[encoder.key])})
                 elif encoder.key in row_table:
-                    per_row[key] = encoder.preprocess({encoder.key: _tf(row_table[encoder.key])})
+                    per_row[key] = encoder.preprocess(
+                        {encoder.key: string_tensor(row_table[encoder.key])}
+                    )
                 else:
                     raise KeyError(
                         f"Field '{encoder.name}' reads '{encoder.key}', which neither the {side} "
@@ -122,9 +119,9 @@ class ModelInputs:
                     )
             for name in raw_keys:
                 if name in table:
-                    out[name] = _tf(table[name])
+                    out[name] = string_tensor(table[name])
                 elif name in row_table:
-                    per_row[name] = _tf(row_table[name])
+                    per_row[name] = string_tensor(row_table[name])
                 else:
                     raise KeyError(f"The model reads '{name}' raw, which the {side} table lacks.")
         return cls(per_user, per_item, per_row)
