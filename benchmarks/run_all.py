@@ -1,9 +1,10 @@
 """`make bench`: runs every tfrec benchmark and rewrites its section of benchmarks/RESULTS.md.
 
-Exists so one command measures everything on the machine at hand (26-41 minutes on 2 cores, as fast as the box is that day)
-and leaves a dated, self-describing record: machine (cores, memory, CPU, TF), a per-model table
-(training examples/s, epoch time, peak RSS, scoring pairs/s, `recommend` p50/p99), the `make run`
-end-to-end time, and each benchmark's own tables. Each benchmark runs in its own process; a
+Exists so one command measures everything on the machine at hand (26-41 minutes on 2 cores,
+as fast as the box is that day) and leaves a dated, self-describing record: machine (cores,
+memory, CPU, TF), a per-model table (training examples/s, epoch time, peak RSS, scoring
+pairs/s, `recommend` p50/p99), the `make run` end-to-end time, issue 6's and issue 16's
+targets, and each benchmark's own tables. Each benchmark runs in its own process; a
 failing one is recorded as such and the others still run. Only the text between the markers
 below is replaced, so hand-written sections of RESULTS.md survive.
 
