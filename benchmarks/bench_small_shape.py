@@ -21,11 +21,12 @@ machine is shared: compare rows of one run only). The `make run` shape (its ten 
 `--ablation` times one training step (median over steps of one `fit` on cached batches) with
 each of the overheads issue 16 removed put back, one at a time, interleaved; `--profile`
 prints where a step's time goes (TF profiler, op time summed over TensorFlow's threads);
-`--validation` times the per-epoch ranking evaluation that drives early stopping.
+`--validation` times the per-epoch ranking evaluation that drives early stopping; `setup` the
+model build, the training inputs and the first (tracing) call of `make run`'s model.
 
     .venv/bin/python benchmarks/bench_small_shape.py
     .venv/bin/python benchmarks/bench_small_shape.py --quick
-    .venv/bin/python benchmarks/bench_small_shape.py --sections ablation,profile,validation
+    .venv/bin/python benchmarks/bench_small_shape.py --sections ablation,profile,validation,setup
 """
 
 from __future__ import annotations
@@ -362,6 +363,32 @@ def validation_cost(data) -> dict:
     return out
 
 
+def setup_cost(data) -> dict:
+    """Seconds `make run` spends before its steps run at speed: building the model (adapting
+    vocabularies), its training inputs (the histories), and the first `fit` of 8 steps, which
+    traces the train function, with 8 steps per call (the default) and with one."""
+    chosen = preset("movielens-100k")
+    start = time.perf_counter()
+    model = build_model("deepfm", data, **chosen.hparams)
+    out = {"build_model s": time.perf_counter() - start}
+    start = time.perf_counter()
+    training_inputs(model, data)
+    out["training_inputs s"] = time.perf_counter() - start
+    for per_call in (8, 1):
+        model = build_model("deepfm", data, **chosen.hparams)  # fresh: traced anew
+        inputs = training_inputs(model, data)
+        dataset = training_dataset(model, data, num_negatives=chosen.train["num_negatives"],
+                                   batch_size=BATCH, inputs=inputs)  # fmt: skip
+        zero = tf.constant([0])
+        model(inputs.gather(zero, zero, zero if inputs.per_row else None), training=False)
+        model.compile(optimizer=get_optimizer("adam", LR), steps_per_execution=per_call)
+        for label in ("first", "next"):
+            start = time.perf_counter()
+            model.fit(dataset, epochs=1, steps_per_epoch=8, verbose=0)
+            out[f"{label} 8 steps, {per_call} per call s"] = time.perf_counter() - start
+    return out
+
+
 def _timed(callback) -> float:
     start = time.perf_counter()
     callback.on_epoch_end(0, {})
@@ -372,7 +399,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per repeat")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--sections", default="reference,ablation,validation,profile")
+    parser.add_argument("--sections", default="reference,ablation,validation,setup,profile")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
@@ -390,6 +417,10 @@ def main(argv=None) -> None:
         cost = validation_cost(data)
         print(table({"make run model": cost}, digits=2))
         emit("small_shape_validation", cost)
+    if "setup" in sections:
+        cost = setup_cost(data)
+        print(table({"make run model": cost}, digits=2))
+        emit("small_shape_setup", cost)
     if "profile" in sections:
         for shape in ("six", "make run"):
             found = profile(data, shape)
