@@ -106,12 +106,20 @@ def model_table(results: dict, make_run: tuple | None) -> str:
     return "\n".join(lines)
 
 
+def _verdicts(rows: list) -> str:
+    """A markdown table of (target, this run's value, met) rows ("" when there are none)."""
+    if not rows:
+        return ""
+    lines = [f"| {t} | {v} | {'**met**' if met else '**not met**'} |" for t, v, met in rows]
+    return "\n".join(["| target | this run | |", "|---|---|---|", *lines])
+
+
 def targets_table(payloads: dict, total: float) -> str:
     """Issue 6's targets, each with this run's number and whether it is met."""
     rows = []
 
     def add(target, value, met):
-        rows.append(f"| {target} | {value} | {'**met**' if met else '**not met**'} |")
+        rows.append((target, value, met))
 
     throughput = payloads.get("throughput", {})
     plain = {k: v for k, v in throughput.items() if "pipeline ex/s" in v}
@@ -136,9 +144,7 @@ def targets_table(payloads: dict, total: float) -> str:
         f"{total / 60:.1f} min (plus the venv install)",
         total < 1800,
     )
-    if not rows:
-        return ""
-    return "\n".join(["| target | this run | |", "|---|---|---|", *rows])
+    return _verdicts(rows)
 
 
 def small_shape_table(payloads: dict) -> str:
@@ -146,7 +152,7 @@ def small_shape_table(payloads: dict) -> str:
     rows = []
 
     def add(target, value, met):
-        rows.append(f"| {target} | {value} | {'**met**' if met else '**not met**'} |")
+        rows.append((target, value, met))
 
     small = payloads.get("small_shape", {})
     six = small.get("tfrec DeepFM (6 fields)")
@@ -174,9 +180,7 @@ def small_shape_table(payloads: dict) -> str:
         if name.startswith("make-run") and "factorised" in name:
             add("scoring no slower (factorised make-run shape >= 1.0M pairs/s)",
                 f"{row['pairs/s']:,.0f} pairs/s", row["pairs/s"] >= 1e6)  # fmt: skip
-    if not rows:
-        return ""
-    return "\n".join(["| target | this run | |", "|---|---|---|", *rows])
+    return _verdicts(rows)
 
 
 def render(

@@ -20,7 +20,6 @@ from tfrec.features.encoders import (
     title_year,
 )
 from tfrec.features.sequence import SequenceEncoder
-from tfrec.features.store import utf8
 
 
 def _column(table: dict, key: str) -> np.ndarray:
@@ -246,7 +245,7 @@ class ItemSequence:
     def build(self, table: dict, embedding_dim: int) -> SequenceEncoder:
         vocabulary = None
         if self.shared_item_field is None:
-            vocabulary = frequency_vocabulary(utf8(_column(table, self.key)))
+            vocabulary = frequency_vocabulary(np.asarray(_column(table, self.key)).astype(str))
         return SequenceEncoder(
             key=self.key,
             max_length=self.max_length,

@@ -298,21 +298,21 @@ class Recommender(tfrs.models.Model):
         count = tf.shape(labels)[1]
         query = self.encode_query(features, training=training)
         rows = {k: _flatten_group(v) for k, v in features[CANDIDATES].items()}
-        if not (self.distinct_candidates and self.candidate_index_key in rows):
-            candidates = self.encode_candidates(rows, training=training)
+        if self.distinct_candidates and self.candidate_index_key in rows:
+            # A batch's candidates repeat (popular positives, negatives drawn from one
+            # catalogue): each distinct one is encoded once and its pairs gather it.
+            unique, index = tf.unique(rows[self.candidate_index_key])
+            first = tf.math.unsorted_segment_min(tf.range(tf.size(index)), index, tf.size(unique))
+            candidates = self.encode_candidates(take(rows, first), training=training)
+            logits = self.score_gathered(
+                query, candidates, tf.reshape(index, [-1, count]), training
+            )
+            per_pair = {}  # the penalty is a mean over pairs, not over distinct candidates
+            if self.l2 and "embeddings" in candidates:
+                per_pair["embeddings"] = tf.gather(candidates["embeddings"], index)
+        else:
+            per_pair = candidates = self.encode_candidates(rows, training=training)
             logits = self.score_grouped(query, candidates, count, training=training)
-            return self.task(labels, logits, training=training) + self.penalty(query, candidates)
-        # A batch's candidates repeat (popular positives, negatives drawn from one catalogue):
-        # each distinct one is encoded once and its pairs gather it.
-        unique, index = tf.unique(rows[self.candidate_index_key])
-        first = tf.math.unsorted_segment_min(tf.range(tf.size(index)), index, tf.size(unique))
-        candidates = self.encode_candidates(take(rows, first), training=training)
-        logits = self.score_gathered(
-            query, candidates, tf.reshape(index, [-1, count]), training=training
-        )
-        per_pair = {}  # the penalty is a mean over pairs, not over distinct candidates
-        if self.l2 and "embeddings" in candidates:
-            per_pair["embeddings"] = tf.gather(candidates["embeddings"], index)
         return self.task(labels, logits, training=training) + self.penalty(query, per_pair)
 
     def _in_batch_loss(self, features, query, candidates, training):
