@@ -307,3 +307,35 @@ def test_constructor_arguments_are_checked(small_towers):
         GMF(user, movie, task="ranking", history_length=-2, l2=0.0)
     with pytest.raises(ValueError, match="Received: task='softmax'"):
         GMF(user, movie, task="softmax", history_length=0, l2=0.0)
+
+
+# ---------------------------------------------------------------------- training
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 3])
+def test_fit_traces_the_train_step_once(small_towers, ranking_table, monkeypatch,
+                                        steps_per_execution):  # fmt: skip
+    """The optimizer's slots exist before Keras traces the train function, so `tf.function`
+    traces it once (twice if its first trace had to create them), and training still works."""
+    model = _gmf(small_towers, RankingTask(metrics=False))
+    features = _batch(ranking_table, np.arange(64), label=ranking_table["label"][:64])
+    model(features)
+    traces = []
+    original = Recommender.train_step
+
+    def counted(self, inputs):
+        traces.append(1)
+        return original(self, inputs)
+
+    monkeypatch.setattr(Recommender, "train_step", counted)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.05),
+                  steps_per_execution=steps_per_execution)  # fmt: skip
+    dataset = tf.data.Dataset.from_tensor_slices(features).batch(16).repeat()
+    before = model.get_weights()
+    model.fit(dataset, steps_per_epoch=3, epochs=2, verbose=0)
+    # The multi-step loop traces its body once more for the outputs' structure (Keras' own).
+    assert len(traces) == (1 if steps_per_execution == 1 else 2)
+    assert len(model.optimizer.variables) == 1 + 2 * len(model.trainable_variables)
+    assert int(model.optimizer.iterations) == 6
+    changed = [not np.allclose(a, b) for a, b in zip(before, model.get_weights(), strict=True)]
+    assert any(changed)
