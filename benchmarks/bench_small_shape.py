@@ -13,9 +13,12 @@ gender, age bucket, occupation | movie id, genres), embedding 32, DNN 128-64, ba
   once per positive (`Recommender.score_grouped`) and each distinct movie of a batch once
   (`Recommender.distinct_candidates`).
 
-Rates are training examples (positives + negatives) per second of one epoch's `fit`, the best
-of `--epochs` epochs after a warm-up epoch, median over `--repeats` interleaved repeats (the
-machine is shared: compare rows of one run only). The `make run` shape (its ten fields and
+Rates are training examples (positives + negatives) per second of one epoch, the best of
+`--epochs` epochs after a warm-up epoch, median over `--repeats` interleaved repeats (the
+machine is shared: compare rows of one run only). Each side is timed as it trains: plain Keras
+one `fit` call per epoch (its numpy negatives drawn between calls, outside the clock), tfrec
+epochs inside one `fit` call, as `tfrec.training.fit` runs them (the row "one fit call per
+epoch" times tfrec the plain-Keras way, as this benchmark did before 2026-12-02). The `make run` shape (its ten fields and
 20-movie history) is timed the same way, with 4 negatives and with the 8 it trains with.
 
 `--ablation` times one training step (median over steps of one `fit` on cached batches) with
@@ -136,7 +139,11 @@ class PlainKeras:
         x["movie_genres"] = self.genres[items]
         return x, labels
 
-    def epoch(self) -> tuple[int, float]:
+    def epochs(self, count: int) -> list[tuple[int, float]]:
+        """(examples, seconds) of each of `count` epochs, one `fit` call each."""
+        return [self._epoch() for _ in range(count)]
+
+    def _epoch(self) -> tuple[int, float]:
         x, y = self.arrays()
         start = time.perf_counter()
         self.model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=True, verbose=0)
@@ -144,15 +151,22 @@ class PlainKeras:
 
 
 class Tfrec:
-    """The tfrec side: a DeepFM (or a registered model) trained as `fit` trains it."""
+    """The tfrec side: a DeepFM (or a registered model) trained as `fit` trains it: one
+    `model.fit` call over an endless dataset of epochs (`training_dataset(epochs=(0, None))`,
+    each epoch re-drawn), so the next epoch's batches are prepared while one ends. With
+    ``one_fit=False`` each epoch is a `model.fit` call of its own, the dataset's iterator and
+    first batches made anew each time (how this benchmark timed tfrec before 2026-12-02)."""
 
-    def __init__(self, data, model, negatives=NEGATIVES):
+    def __init__(self, data, model, negatives=NEGATIVES, one_fit=True):
         self.model = model
+        self.one_fit = one_fit
         settings = train_defaults("deepfm")
         inputs = training_inputs(model, data)
+        self.steps = pipelines.steps_per_epoch(model, data, negatives, BATCH)
         self.dataset = training_dataset(
-            model, data, num_negatives=negatives, batch_size=BATCH, inputs=inputs
-        )
+            model, data, num_negatives=negatives, batch_size=BATCH, inputs=inputs,
+            epochs=(0, None) if one_fit else None,
+        )  # fmt: skip
         zero = tf.constant([0])
         model(inputs.gather(zero, zero, zero if inputs.per_row else None), training=False)
         model.compile(
@@ -161,10 +175,30 @@ class Tfrec:
         )
         self.rows = len(data.train["user_index"]) * (1 + negatives)
 
-    def epoch(self) -> tuple[int, float]:
+    def epochs(self, count: int) -> list[tuple[int, float]]:
+        """(examples, seconds) of each of `count` epochs."""
+        if not self.one_fit:
+            return [self._one_call() for _ in range(count)]
+        clock = _EpochClock()
+        self.model.fit(self.dataset, epochs=count, steps_per_epoch=self.steps, verbose=0,
+                       callbacks=[clock])  # fmt: skip
+        return [(self.rows, seconds) for seconds in clock.seconds]
+
+    def _one_call(self) -> tuple[int, float]:
         start = time.perf_counter()
         self.model.fit(self.dataset, epochs=1, verbose=0)
         return self.rows, time.perf_counter() - start
+
+
+class _EpochClock(tf.keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.start)
 
 
 def six_field_deepfm(data) -> DeepFM:
@@ -349,7 +383,7 @@ def validation_cost(data) -> dict:
     chosen = preset("movielens-100k")
     model = build_model("deepfm", data, **chosen.hparams)
     runner = Tfrec(data, model)
-    epoch = min(runner.epoch()[1] for _ in range(2))
+    epoch = min(seconds for _, seconds in runner.epochs(3)[1:])
     out = {"train epoch s (4 negatives)": epoch}
     for protocol in ("sampled", "full"):
         callback = RankingEvaluation(data, protocol=protocol)
@@ -436,19 +470,20 @@ def reference(data, args) -> None:
     runners = {
         "plain Keras DeepFM (6 fields)": PlainKeras(data),
         "tfrec DeepFM (6 fields)": Tfrec(data, six_field_deepfm(data)),
+        "tfrec DeepFM (6 fields), one fit call per epoch": Tfrec(
+            data, six_field_deepfm(data), one_fit=False
+        ),
         "tfrec DeepFM (make run shape)": Tfrec(data, build_model("deepfm", data, **chosen.hparams)),
         "tfrec DeepFM (make run as it trains: 8 negatives)": Tfrec(
             data, build_model("deepfm", data, **chosen.hparams), chosen.train["num_negatives"]
         ),
     }
     for runner in runners.values():  # warm-up epoch: tracing, first pipeline fill
-        runner.epoch()
+        runner.epochs(1)
     rates = {name: [] for name in runners}
     for _ in range(args.repeats):
         for name, runner in runners.items():  # interleaved, so load hits every row alike
-            best = max(
-                rows / seconds for rows, seconds in (runner.epoch() for _ in range(args.epochs))
-            )
+            best = max(rows / seconds for rows, seconds in runner.epochs(args.epochs))
             rates[name].append(best)
     reference = float(np.median(rates["plain Keras DeepFM (6 fields)"]))
     rows = {
