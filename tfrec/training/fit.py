@@ -102,10 +102,10 @@ def _seed(settings: dict) -> int:
 
 CALLS_PER_EPOCH = 32
 """Multi-step calls only when an epoch makes at least this many of them (else one step per call).
-Why: tracing the N-step loop costs seconds more than a one-step function (5-6 s on the 2-core
-box, every `fit` call), while each step run inside it saves only the ~1.5 ms of Python a step
-costs; a fit of a few steps per epoch (tests, notebooks' small runs) never earns that back,
-an ml-100k epoch of 430 steps does."""
+Why: tracing the N-step loop costs seconds more than a one-step function (about 3 s on the
+2-core box for `make run`'s model, every `fit` call), while each step run inside it saves only
+the ~1 ms of Python a step costs; a fit of a few steps per epoch (tests, notebooks' small runs)
+never earns that back, an ml-100k epoch of 430 steps does."""
 
 
 def _steps_per_execution(cfg: dict, save_freq, steps_per_epoch: int) -> int:
