@@ -18,8 +18,9 @@ Rates are training examples (positives + negatives) per second of one epoch, the
 machine is shared: compare rows of one run only). Each side is timed as it trains: plain Keras
 one `fit` call per epoch (its numpy negatives drawn between calls, outside the clock), tfrec
 epochs inside one `fit` call, as `tfrec.training.fit` runs them (the row "one fit call per
-epoch" times tfrec the plain-Keras way, as this benchmark did before 2026-12-02). The `make run` shape (its ten fields and
-20-movie history) is timed the same way, with 4 negatives and with the 8 it trains with.
+epoch" times tfrec the plain-Keras way, as this benchmark did before 2026-12-02). The
+`make run` shape (its ten fields and 20-movie history) is timed the same way, with 4 negatives
+and with the 8 it trains with.
 
 `--ablation` times one training step (median over steps of one `fit` on cached batches) with
 each of the overheads issue 16 removed put back, one at a time, interleaved; `--profile`
