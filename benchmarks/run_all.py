@@ -106,20 +106,26 @@ def model_table(results: dict, make_run: tuple | None) -> str:
     return "\n".join(lines)
 
 
-def _verdicts(rows: list) -> str:
-    """A markdown table of (target, this run's value, met) rows ("" when there are none)."""
-    if not rows:
-        return ""
-    lines = [f"| {t} | {v} | {'**met**' if met else '**not met**'} |" for t, v, met in rows]
-    return "\n".join(["| target | this run | |", "|---|---|---|", *lines])
+class _Targets:
+    """An issue's targets: rows of (target, this run's value, met), as a markdown table."""
+
+    def __init__(self):
+        self.rows = []
+
+    def add(self, target: str, value: str, met: bool) -> None:
+        self.rows.append(f"| {target} | {value} | {'**met**' if met else '**not met**'} |")
+
+    def table(self) -> str:
+        """The table, or "" when no target had a number in this run."""
+        if not self.rows:
+            return ""
+        return "\n".join(["| target | this run | |", "|---|---|---|", *self.rows])
 
 
 def targets_table(payloads: dict, total: float) -> str:
     """Issue 6's targets, each with this run's number and whether it is met."""
-    rows = []
-
-    def add(target, value, met):
-        rows.append((target, value, met))
+    targets = _Targets()
+    add = targets.add
 
     throughput = payloads.get("throughput", {})
     plain = {k: v for k, v in throughput.items() if "pipeline ex/s" in v}
@@ -144,15 +150,13 @@ def targets_table(payloads: dict, total: float) -> str:
         f"{total / 60:.1f} min (plus the venv install)",
         total < 1800,
     )
-    return _verdicts(rows)
+    return targets.table()
 
 
 def small_shape_table(payloads: dict) -> str:
     """Issue 16's targets (training speed at the shapes people train), from the same run."""
-    rows = []
-
-    def add(target, value, met):
-        rows.append((target, value, met))
+    targets = _Targets()
+    add = targets.add
 
     small = payloads.get("small_shape", {})
     six = small.get("tfrec DeepFM (6 fields)")
@@ -180,7 +184,7 @@ def small_shape_table(payloads: dict) -> str:
         if name.startswith("make-run") and "factorised" in name:
             add("scoring no slower (factorised make-run shape >= 1.0M pairs/s)",
                 f"{row['pairs/s']:,.0f} pairs/s", row["pairs/s"] >= 1e6)  # fmt: skip
-    return _verdicts(rows)
+    return targets.table()
 
 
 def render(
