@@ -6,10 +6,10 @@ O(ids x dim) however small the batch is. With 10^6 ids per field that full-table
 training (the knee in `benchmarks/RESULTS.md`). `LazyAdam` applies Adam only to the rows the
 batch touched, the rule of TF Addons' LazyAdam and PyTorch's SparseAdam, so a step costs
 O(batch) on embeddings while dense layers get plain Adam. For tables small enough that the
-full-table work is cheap, `DenseAdam` (what ``"adam"`` means) computes exactly tf.keras' Adam
+full-table work is cheap, `DenseAdam` (what ``"adam"`` means) computes tf.keras' Adam rule
 but sums each sparse gradient into a dense one first, skipping the per-step sort that
 deduplicates sparse indices (the largest single cost of a small model's step, measured in
-`benchmarks/RESULTS.md`). `get_optimizer` turns the `optimizer`
+`benchmarks/RESULTS.md`). Both run each dense update as one fused kernel (`_FusedAdam`). `get_optimizer` turns the `optimizer`
 setting of `tfrec.training.fit` (and ``tfrec train --set optimizer=...``) into an instance.
 """
 
@@ -21,15 +21,59 @@ OPTIMIZERS = ("adam", "lazy_adam", "adagrad")
 """Names accepted by `get_optimizer`."""
 
 
+class _FusedAdam(tf.keras.optimizers.Adam):
+    """tf.keras' Adam whose dense updates run as TensorFlow's fused Adam kernel.
+
+    Why this exists: tf.keras' Adam updates a dense gradient with about ten elementwise ops
+    per variable (two moment updates, square, sqrt, divide, ...), each a kernel launch and a
+    pass over the variable. For a small model with 20-30 variables that is ~250 ops per step,
+    a measurable share of the step (`benchmarks/RESULTS.md`). ``ResourceApplyAdam`` computes
+    the same rule in one pass (same formula, same epsilon-hat form; results agree to float32
+    rounding). Sparse gradients, amsgrad and variables without a resource handle take
+    tf.keras' own path.
+    """
+
+    def update_step(self, gradient, variable):
+        """One fused kernel per dense gradient; tf.keras' Adam otherwise."""
+        index = self._index_dict[self._var_key(variable)]
+        m, v = self._momentums[index], self._velocities[index]
+        if (
+            isinstance(gradient, tf.IndexedSlices)
+            or self.amsgrad
+            or not all(hasattr(x, "handle") for x in (variable, m, v))
+        ):
+            return super().update_step(gradient, variable)
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        beta_2_power = tf.pow(beta_2, step)
+        epsilon = tf.cast(self.epsilon, dtype)
+        if self.adaptive_epsilon:
+            epsilon *= tf.sqrt(1 - beta_2_power)
+        return tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle,
+            m=m.handle,
+            v=v.handle,
+            beta1_power=tf.pow(beta_1, step),
+            beta2_power=beta_2_power,
+            lr=tf.cast(self.learning_rate, dtype),
+            beta1=beta_1,
+            beta2=beta_2,
+            epsilon=epsilon,
+            grad=tf.cast(gradient, dtype),
+        )
+
+
 @tf.keras.utils.register_keras_serializable(package="tfrec")
-class DenseAdam(tf.keras.optimizers.Adam):
+class DenseAdam(_FusedAdam):
     """tf.keras' Adam with sparse gradients summed into dense ones before the update.
 
     tf.keras' Adam already touches every row of a table on a sparse update (its moments decay
-    densely), so the result is identical; what changes is the cost: the sparse path first
+    densely), so the rule is the same; what changes is the cost: the sparse path first
     deduplicates the gradient's indices (a sort of B x L ids per field and step), which for a
     small model costs more than the whole forward pass. ``unsorted_segment_sum`` into the dense
-    shape sums duplicates without sorting. Use `LazyAdam` instead once tables reach ~10^5 ids,
+    shape sums duplicates without sorting, and the dense update is one fused kernel
+    (`_FusedAdam`: equal to tf.keras' up to float32 rounding of ``1 - beta_2``). Use `LazyAdam` instead once tables reach ~10^5 ids,
     where touching every row is what costs.
 
     Args:
@@ -62,10 +106,10 @@ def _dense(gradient: tf.IndexedSlices, variable) -> tf.Tensor:
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrec")
-class LazyAdam(tf.keras.optimizers.Adam):
+class LazyAdam(_FusedAdam):
     """Adam whose sparse updates touch only the rows present in the gradient.
 
-    Dense gradients get exactly tf.keras' Adam. For an ``IndexedSlices`` gradient (whose
+    Dense gradients get tf.keras' Adam rule (as one fused kernel, `_FusedAdam`). For an ``IndexedSlices`` gradient (whose
     duplicate indices `apply_gradients` has already summed), for each touched row ``r``::
 
         m[r] = beta_1 * m[r] + (1 - beta_1) * g[r]
