@@ -45,7 +45,8 @@ from _bench_utils import (
 
 from tfrec.data import scale
 from tfrec.evaluation import score_fn
-from tfrec.models import build_model, model_defaults
+from tfrec.models import build_model, model_defaults, train_defaults
+from tfrec.optimizers import get_optimizer
 from tfrec.training import training_dataset
 from tfrec.training.pipelines import examples_per_epoch
 from tfrec.workflow import train_model
@@ -63,8 +64,13 @@ def machine(args) -> dict:
 
 
 def train_rate(model, ds, steps, repeats, jit_adam=False) -> float:
-    """Examples/s of `model.fit` over `steps` steps, median of `repeats` epochs after a warm-up."""
-    model.compile(tf.keras.optimizers.Adam(1e-3, jit_compile=jit_adam))
+    """Examples/s of `model.fit` over `steps` steps, median of `repeats` epochs after a warm-up,
+    with the optimizer `tfrec.training.fit` gives DeepFM (`jit_adam`: tf.keras' Adam under XLA)."""
+    if jit_adam:
+        optimizer = tf.keras.optimizers.Adam(1e-3, jit_compile=True)
+    else:
+        optimizer = get_optimizer(train_defaults("deepfm")["optimizer"], 1e-3)
+    model.compile(optimizer)
     timer = StepTimer()
     batch = next(iter(ds))
     rows = int(tf.size(batch["label"]))  # pairs (a grouped batch's label is [positives, 1 + k])
