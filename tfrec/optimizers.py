@@ -9,8 +9,9 @@ O(batch) on embeddings while dense layers get plain Adam. For tables small enoug
 full-table work is cheap, `DenseAdam` (what ``"adam"`` means) computes tf.keras' Adam rule
 but sums each sparse gradient into a dense one first, skipping the per-step sort that
 deduplicates sparse indices (the largest single cost of a small model's step, measured in
-`benchmarks/RESULTS.md`). Both run each dense update as one fused kernel (`_FusedAdam`). `get_optimizer` turns the `optimizer`
-setting of `tfrec.training.fit` (and ``tfrec train --set optimizer=...``) into an instance.
+`benchmarks/RESULTS.md`). Both run each dense update as one fused kernel (`_FusedAdam`).
+`get_optimizer` turns the `optimizer` setting of `tfrec.training.fit` (and ``tfrec train --set
+optimizer=...``) into an instance.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ OPTIMIZERS = ("adam", "lazy_adam", "adagrad")
 class _FusedAdam(tf.keras.optimizers.Adam):
     """tf.keras' Adam whose dense updates run as TensorFlow's fused Adam kernel.
 
-    Why this exists: tf.keras' Adam updates a dense gradient with about ten elementwise ops
+    Why this exists: tf.keras' Adam updates a dense gradient with several elementwise ops
     per variable (two moment updates, square, sqrt, divide, ...), each a kernel launch and a
-    pass over the variable. For a small model with 20-30 variables that is ~250 ops per step,
-    a measurable share of the step (`benchmarks/RESULTS.md`). ``ResourceApplyAdam`` computes
-    the same rule in one pass (same formula, same epsilon-hat form; results agree to float32
-    rounding). Sparse gradients, amsgrad and variables without a resource handle take
-    tf.keras' own path.
+    pass over the variable: the profiler counted 90 executed Adam ops per step of a six-field
+    DeepFM (19 variables), 29 with this kernel (`benchmarks/RESULTS.md`).
+    ``ResourceApplyAdam`` computes the same rule in one pass (same formula, same epsilon-hat
+    form; results agree to float32 rounding). Sparse gradients, amsgrad and variables without a
+    resource handle take tf.keras' own path.
     """
 
     def update_step(self, gradient, variable):
@@ -73,8 +74,8 @@ class DenseAdam(_FusedAdam):
     deduplicates the gradient's indices (a sort of B x L ids per field and step), which for a
     small model costs more than the whole forward pass. ``unsorted_segment_sum`` into the dense
     shape sums duplicates without sorting, and the dense update is one fused kernel
-    (`_FusedAdam`: equal to tf.keras' up to float32 rounding of ``1 - beta_2``). Use `LazyAdam` instead once tables reach ~10^5 ids,
-    where touching every row is what costs.
+    (`_FusedAdam`: equal to tf.keras' up to float32 rounding of ``1 - beta_2``). Use `LazyAdam`
+    instead once tables reach ~10^5 ids, where touching every row is what costs.
 
     Args:
       learning_rate, beta_1, beta_2, epsilon, amsgrad, **kwargs: As for
@@ -109,8 +110,9 @@ def _dense(gradient: tf.IndexedSlices, variable) -> tf.Tensor:
 class LazyAdam(_FusedAdam):
     """Adam whose sparse updates touch only the rows present in the gradient.
 
-    Dense gradients get tf.keras' Adam rule (as one fused kernel, `_FusedAdam`). For an ``IndexedSlices`` gradient (whose
-    duplicate indices `apply_gradients` has already summed), for each touched row ``r``::
+    Dense gradients get tf.keras' Adam rule (as one fused kernel, `_FusedAdam`). For an
+    ``IndexedSlices`` gradient (whose duplicate indices `apply_gradients` has already summed),
+    for each touched row ``r``::
 
         m[r] = beta_1 * m[r] + (1 - beta_1) * g[r]
         v[r] = beta_2 * v[r] + (1 - beta_2) * g[r]^2
