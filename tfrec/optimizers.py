@@ -34,16 +34,9 @@ class _FusedAdam(tf.keras.optimizers.Adam):
     resource handle take tf.keras' own path.
     """
 
-    def update_step(self, gradient, variable):
-        """One fused kernel per dense gradient; tf.keras' Adam otherwise."""
-        index = self._index_dict[self._var_key(variable)]
-        m, v = self._momentums[index], self._velocities[index]
-        if (
-            isinstance(gradient, tf.IndexedSlices)
-            or self.amsgrad
-            or not all(hasattr(x, "handle") for x in (variable, m, v))
-        ):
-            return super().update_step(gradient, variable)
+    def _step_terms(self, variable) -> dict:
+        """This step's Adam terms in `variable`'s dtype and its two moment slots (shared by the
+        fused dense update and `LazyAdam`'s row-wise one)."""
         dtype = variable.dtype
         step = tf.cast(self.iterations + 1, dtype)
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
@@ -51,17 +44,38 @@ class _FusedAdam(tf.keras.optimizers.Adam):
         epsilon = tf.cast(self.epsilon, dtype)
         if self.adaptive_epsilon:
             epsilon *= tf.sqrt(1 - beta_2_power)
+        index = self._index_dict[self._var_key(variable)]
+        return dict(
+            lr=tf.cast(self.learning_rate, dtype),
+            beta_1=beta_1,
+            beta_2=beta_2,
+            beta_1_power=tf.pow(beta_1, step),
+            beta_2_power=beta_2_power,
+            epsilon=epsilon,
+            m=self._momentums[index],
+            v=self._velocities[index],
+        )
+
+    def update_step(self, gradient, variable):
+        """One fused kernel per dense gradient; tf.keras' Adam otherwise."""
+        t = self._step_terms(variable)
+        if (
+            isinstance(gradient, tf.IndexedSlices)
+            or self.amsgrad
+            or not all(hasattr(x, "handle") for x in (variable, t["m"], t["v"]))
+        ):
+            return super().update_step(gradient, variable)
         return tf.raw_ops.ResourceApplyAdam(
             var=variable.handle,
-            m=m.handle,
-            v=v.handle,
-            beta1_power=tf.pow(beta_1, step),
-            beta2_power=beta_2_power,
-            lr=tf.cast(self.learning_rate, dtype),
-            beta1=beta_1,
-            beta2=beta_2,
-            epsilon=epsilon,
-            grad=tf.cast(gradient, dtype),
+            m=t["m"].handle,
+            v=t["v"].handle,
+            beta1_power=t["beta_1_power"],
+            beta2_power=t["beta_2_power"],
+            lr=t["lr"],
+            beta1=t["beta_1"],
+            beta2=t["beta_2"],
+            epsilon=t["epsilon"],
+            grad=tf.cast(gradient, variable.dtype),
         )
 
 
@@ -149,18 +163,11 @@ class LazyAdam(_FusedAdam):
         """Sparse gradients: lazy row-wise Adam; dense gradients: tf.keras Adam."""
         if not isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable)
-        dtype = variable.dtype
-        lr = tf.cast(self.learning_rate, dtype)
-        step = tf.cast(self.iterations + 1, dtype)
-        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
-        alpha = lr * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
-        epsilon = tf.cast(self.epsilon, dtype)
-        if self.adaptive_epsilon:
-            epsilon *= tf.sqrt(1 - tf.pow(beta_2, step))
+        t = self._step_terms(variable)
+        beta_1, beta_2, epsilon, m, v = (t[k] for k in ("beta_1", "beta_2", "epsilon", "m", "v"))
+        alpha = t["lr"] * tf.sqrt(1 - t["beta_2_power"]) / (1 - t["beta_1_power"])
         # `apply_gradients` has already summed duplicate indices (Optimizer._deduplicate_sparse_grad).
         rows, values = gradient.indices, gradient.values
-        index = self._index_dict[self._var_key(variable)]
-        m, v = self._momentums[index], self._velocities[index]
         m_rows = beta_1 * tf.gather(m, rows) + (1 - beta_1) * values
         v_rows = beta_2 * tf.gather(v, rows) + (1 - beta_2) * tf.square(values)
         m.scatter_update(tf.IndexedSlices(m_rows, rows))
