@@ -19,6 +19,7 @@ import types
 import numpy as np
 import tensorflow as tf
 
+from tfrec._signatures import signature_function
 from tfrec.models.base import encode_catalogue
 from tfrec.retrieval import BruteForce, IVFIndex
 from tfrec.retrieval.topk import check_k, padded_top_k
@@ -155,7 +156,7 @@ class TwoStagePipeline(CatalogueModule):
         scores, found = padded_top_k(self.rank(user_id, items), items, k)
         return scores.numpy(), found.numpy()
 
-    @tf.function
+    @signature_function
     def candidates(self, user_id, n, nprobe):
         """Stage one alone: ``movie_ids`` and retrieval ``scores`` of n candidates per user."""
         scores, items = self.retrieve(user_id, tf.minimum(check_k(n, "n"), self.num_items), nprobe)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from tfrec._signatures import signature_function
 from tfrec.retrieval.topk import check_k, padded_top_k, search_outputs
 
 
@@ -129,7 +130,7 @@ class BruteForce(tf.Module):
             scores = tf.tensor_scatter_nd_update(scores, coords, minus_inf)
         return padded_top_k(scores, None, k)
 
-    @tf.function
+    @signature_function
     def serve(self, queries, k):
         """Signature function: ``scores``, ``indices`` (and ``ids``) of the top k."""
         scores, items = self.search(queries, k)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from tfrec._signatures import signature_function
 from tfrec.retrieval.brute_force import check_vectors, ids_variable, save_module
 from tfrec.retrieval.topk import check_k, exclusion_mask, padded_top_k, search_outputs
 
@@ -217,7 +218,7 @@ class IVFIndex(tf.Module):
         scores = tf.where(invalid, float("-inf"), scores)
         return padded_top_k(scores, items, k)
 
-    @tf.function
+    @signature_function
     def serve(self, queries, k, nprobe):
         """Signature function: ``scores``, ``indices`` (and ``ids``) of the top k."""
         scores, items = self.search(queries, k, nprobe)

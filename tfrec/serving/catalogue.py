@@ -19,6 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 import tensorflow as tf
 
+from tfrec._signatures import signature_function
 from tfrec.data.seen import SeenItems, SeenItemsLookup
 from tfrec.retrieval.topk import check_k
 
@@ -220,7 +221,7 @@ class CatalogueModule(tf.Module):
             "titles": tf.where(found, tf.gather(self.catalogue_titles, safe), ""),
         }
 
-    @tf.function
+    @signature_function
     def recommend(self, user_id, k):
         """Top-k unseen catalogue items per user; unknown users get the cold-start strategy."""
         k = tf.minimum(check_k(k), self.num_items)

@@ -24,6 +24,7 @@ import types
 import numpy as np
 import tensorflow as tf
 
+from tfrec._signatures import signature_function
 from tfrec.features.towers import RECENT_MOVIES
 from tfrec.models.base import Recommender, encode_catalogue
 from tfrec.retrieval.topk import check_k, padded_top_k
@@ -224,14 +225,14 @@ class RecommenderModule(CatalogueModule):
 
     # ---------------------------------------------------------------- signatures
 
-    @tf.function
+    @signature_function
     def score_ids(self, user_id, movie_id):
         """Served score of each (user_id, movie_id) pair, side features joined from the store."""
         ids = checked_inputs({"user_id": user_id, "movie_id": movie_id}, "serving_default")
         features = self.store.join(ids)
         return {"score": tf.cast(self.model.score(features), tf.float32)}
 
-    @tf.function
+    @signature_function
     def score_features(self, features):
         """Served score of each pair from explicit side features (users unknown to the store)."""
         features = checked_inputs(dict(features), "score_features")
@@ -262,7 +263,7 @@ class RecommenderModule(CatalogueModule):
         hits = tf.scatter_nd(coords, tf.ones(tf.shape(coords)[:1], tf.int32), shape)
         return self._top_k(features, hits > 0, k)
 
-    @tf.function
+    @signature_function
     def recommend_sequence(self, movie_ids, k):
         """Top-k for live sessions given as item sequences; the session's items are left out."""
         k = tf.minimum(check_k(k), self.num_items)
