@@ -58,7 +58,7 @@ class signature_function:  # noqa: N801  (used as a decorator, like tf.function)
         if instance is None:
             return self
         bound = _Bound(tf.function(self._method.__get__(instance, owner)))
-        # Into the instance's __dict__ directly: tf.Module's __setattr__ would track it, and an
-        # instance attribute takes precedence over this (non-data) descriptor from now on.
+        # Cached in the instance's __dict__, which takes precedence over this (non-data)
+        # descriptor from now on: one function, and one set of traces, per module.
         instance.__dict__[self._name] = bound
         return bound
