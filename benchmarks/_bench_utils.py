@@ -9,11 +9,14 @@ they print.
 
 from __future__ import annotations
 
+import collections
+import glob
 import json
 import os
 import platform
 import resource
 import statistics
+import tempfile
 import time
 
 import tensorflow as tf
@@ -218,3 +221,40 @@ def table(rows: dict, digits: int = 1) -> str:
     from tfrec.evaluation import format_table
 
     return format_table(rows, digits=digits)
+
+
+def op_time_profile(run, steps: int) -> dict:
+    """Op time per training step (ms, summed over TensorFlow's compute threads) of one call of
+    `run` (which trains `steps` steps), after an unprofiled warm-up call: by op type and by
+    layer scope (``grad`` marks the backward pass)."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    run()
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        run()
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        path = sorted(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))[-1]
+        with open(path, "rb") as f:
+            space.ParseFromString(f.read())
+    by_scope, by_type = collections.Counter(), collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                if ":" not in name or name.endswith(":Process"):
+                    continue
+                op, kind = name.rsplit(":", 1)
+                parts = op.split("/")
+                grad = parts[0].startswith("gradient_tape")
+                scope = "/".join(parts[1:3] if grad else parts[:2])
+                by_scope[("grad " if grad else "") + scope] += event.duration_ps / 1e9 / steps
+                by_type[kind] += event.duration_ps / 1e9 / steps
+    return {
+        "total op ms per step": sum(by_type.values()),
+        "by op type": {k: round(v, 2) for k, v in by_type.most_common(12)},
+        "by layer": {k: round(v, 2) for k, v in by_scope.most_common(15)},
+    }

@@ -38,14 +38,12 @@ from __future__ import annotations
 import tfrec  # noqa: F401  # isort: skip  (selects Keras 2 first)
 import argparse
 import collections
-import glob
 import json
-import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
-from _bench_utils import emit, machine_info, table
+from _bench_utils import emit, machine_info, op_time_profile, table
 
 import tfrec.features.encoders as encoders
 import tfrec.layers.dropout as dropout
@@ -343,39 +341,7 @@ def ablation(data, repeats: int) -> dict:
 
 def profile(data, shape: str, steps: int = 50) -> dict:
     """Op time of one training step (ms, summed over TensorFlow's threads) by op type."""
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
-
-    run = step_runner(data, shape, {"steps_per_execution": 1}, steps)
-    run()
-    with tempfile.TemporaryDirectory() as logdir:
-        tf.profiler.experimental.start(logdir)
-        run()
-        tf.profiler.experimental.stop()
-        space = xplane_pb2.XSpace()
-        path = sorted(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))[-1]
-        with open(path, "rb") as f:
-            space.ParseFromString(f.read())
-    by_scope, by_type = collections.Counter(), collections.Counter()
-    for plane in space.planes:
-        for line in plane.lines:
-            if not line.name.startswith("tf_Compute"):
-                continue
-            for event in line.events:
-                name = plane.event_metadata[event.metadata_id].name
-                if ":" not in name or name.endswith(":Process"):
-                    continue
-                op, kind = name.rsplit(":", 1)
-                parts = op.split("/")
-                grad = parts[0].startswith("gradient_tape")
-                scope = "/".join(parts[1:3] if grad else parts[:2])
-                by_scope[("grad " if grad else "") + scope] += event.duration_ps / 1e9 / steps
-                by_type[kind] += event.duration_ps / 1e9 / steps
-    total = sum(by_type.values())
-    return {
-        "total op ms per step": total,
-        "by op type": {k: round(v, 2) for k, v in by_type.most_common(12)},
-        "by layer": {k: round(v, 2) for k, v in by_scope.most_common(15)},
-    }
+    return op_time_profile(step_runner(data, shape, {"steps_per_execution": 1}, steps), steps)
 
 
 def validation_cost(data) -> dict:

@@ -3,11 +3,12 @@
 Exists to answer "how fast does tfrec train and score, and what limits it" with numbers from
 one run: the machine's matmul GFLOP/s (fp32, bf16), the input pipeline alone vs pipeline +
 DeepFM (embedding 16, DNN 400-400-400) at several batch sizes next to a bare Keras model of the
-same width (the reference point), Adam with and without XLA, mixed bfloat16 (speed, and quality
-on ml-100k with the `make run` preset for 4 epochs), full catalogue scoring through
-`CatalogueScorer` with the model's factorised `score_all` and with the reference per-pair path
-(the whole network on every pair), and a per-model summary (`--model NAME`, registry defaults,
-one model per process so its peak RSS is its own).
+same width (the reference point), Adam with and without XLA, `LazyAdam`, mixed bfloat16 (speed,
+and quality on ml-100k with the `make run` preset for 4 epochs), where a paper-shape step's time
+goes (TF profiler), full catalogue scoring through `CatalogueScorer` with the model's factorised
+`score_all` and with the reference per-pair path (the whole network on every pair), and a
+per-model summary (`--model NAME`, registry defaults, one model per process so its peak RSS is
+its own).
 
 Usage:
   python benchmarks/bench_training.py                      # all sections
@@ -38,6 +39,7 @@ from _bench_utils import (
     matmul_gflops,
     median_time,
     mlp_flops,
+    op_time_profile,
     peak_rss_mb,
     scale_deepfm,
     table,
@@ -63,13 +65,14 @@ def machine(args) -> dict:
     return info
 
 
-def train_rate(model, ds, steps, repeats, jit_adam=False) -> float:
+def train_rate(model, ds, steps, repeats, jit_adam=False, optimizer=None) -> float:
     """Examples/s of `model.fit` over `steps` steps, median of `repeats` epochs after a warm-up,
-    with the optimizer `tfrec.training.fit` gives DeepFM (`jit_adam`: tf.keras' Adam under XLA)."""
+    with the optimizer `tfrec.training.fit` gives DeepFM unless `optimizer` names another one
+    (`jit_adam`: tf.keras' Adam under XLA)."""
     if jit_adam:
         optimizer = tf.keras.optimizers.Adam(1e-3, jit_compile=True)
     else:
-        optimizer = get_optimizer(train_defaults("deepfm")["optimizer"], 1e-3)
+        optimizer = get_optimizer(optimizer or train_defaults("deepfm")["optimizer"], 1e-3)
     model.compile(optimizer)
     timer = StepTimer()
     batch = next(iter(ds))
@@ -136,7 +139,9 @@ def throughput(args, gflops: dict) -> dict:
             "GFLOP/s": rate * flops / 1e9,
             "% of fp32 matmul": 100 * rate * flops / 1e9 / gflops["float32"],
         }
-        for label, options in (("jit Adam", {"jit": True}), ("mixed bf16", {"mixed": True})):
+        variants = (("jit Adam", {"jit": True}), ("lazy Adam", {"optimizer": "lazy_adam"}),
+                    ("mixed bf16", {"mixed": True}))  # fmt: skip
+        for label, options in variants:
             policy = tf.keras.mixed_precision.global_policy()
             if options.get("mixed"):
                 tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -145,7 +150,8 @@ def throughput(args, gflops: dict) -> dict:
             finally:
                 tf.keras.mixed_precision.set_global_policy(policy)
             ds = scale.read_dataset(tmp, batch, shuffle=True, rename=rename)
-            rate = train_rate(model, ds, steps, args.repeats, jit_adam=options.get("jit", False))
+            rate = train_rate(model, ds, steps, args.repeats, jit_adam=options.get("jit", False),
+                              optimizer=options.get("optimizer"))  # fmt: skip
             rows[f"batch {batch}, {label}"] = {
                 "train ex/s": rate,
                 "GFLOP/s": rate * flops / 1e9,
@@ -158,6 +164,35 @@ def throughput(args, gflops: dict) -> dict:
     print(table(rows, digits=1))
     emit("throughput", rows)
     return rows
+
+
+def paper_profile(args, gflops: dict) -> dict:
+    """Where a paper-shape step's time goes at the largest batch: op time by type (TF profiler,
+    one step per call on cached batches) next to the matmul work timed at the fp32 ceiling."""
+    batch, steps = max(args.batch_sizes), 10
+    schema = scale.make_schema("movielens", rows=batch * steps, ids=args.ids, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        scale.write_dataset(schema, tmp)
+        model, rename = scale_deepfm(schema, 16, PAPER["dnn_units"])
+        ds = scale.read_dataset(tmp, batch, shuffle=True, rename=rename).take(steps).cache()
+        model.compile(get_optimizer(train_defaults("deepfm")["optimizer"], 1e-3))
+        found = op_time_profile(
+            lambda: model.fit(ds.repeat(), steps_per_epoch=steps, epochs=1, verbose=0), steps
+        )
+    flops = 3 * mlp_flops((len(schema["columns"]) - 1) * 16, PAPER["dnn_units"])
+    matmul = sum(v for k, v in found["by op type"].items() if "MatMul" in k)
+    found["matmul op ms"] = matmul
+    found["other op ms"] = found["total op ms per step"] - matmul
+    found["matmul ms at the fp32 ceiling"] = 1e3 * batch * flops / (gflops["float32"] * 1e9)
+    print(
+        f"\nprofile, paper shape, batch {batch}: {found['total op ms per step']:.1f} op-ms per "
+        f"step (matmuls {matmul:.1f}, other ops {found['other op ms']:.1f}); the step's matmul "
+        f"work at the fp32 ceiling: {found['matmul ms at the fp32 ceiling']:.1f} ms"
+    )
+    for part in ("by op type", "by layer"):
+        print(f"  {part}: " + ", ".join(f"{k} {v}" for k, v in found[part].items()))
+    emit("paper_profile", found)
+    return found
 
 
 def scoring(args) -> dict:
@@ -280,7 +315,7 @@ def main(argv=None) -> None:
     """Runs the selected sections and prints their tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
-    parser.add_argument("--sections", default="machine,throughput,scoring,quality")
+    parser.add_argument("--sections", default="machine,throughput,profile,scoring,quality")
     parser.add_argument("--model", help="per-model row only (one model per process)")
     parser.add_argument("--rows", type=int, default=2_000_000, help="streamed rows")
     parser.add_argument("--ids", type=int, default=100_000)
@@ -310,6 +345,8 @@ def main(argv=None) -> None:
         gflops = {d: info[f"matmul GFLOP/s {d}"] for d in gflops}
     if "throughput" in sections:
         throughput(args, gflops)
+    if "profile" in sections:
+        paper_profile(args, gflops)
     if "scoring" in sections:
         scoring(args)
     if "quality" in sections:
