@@ -191,6 +191,55 @@ def dense_stack_bound(units, rows: int = 8192) -> float:
     return rows / seconds
 
 
+def training_dnn_rates(input_dim: int, units, batch: int, repeats: int = 15) -> dict:
+    """Examples/s of a DNN training step's matmul work with nothing else in the graph, and of
+    the same DNN as Keras `Dense` layers (bias, relu, loss and gradients; no embeddings, no
+    optimizer): the most a full model's step could reach with TensorFlow's own kernels.
+
+    "matmuls only" runs, per layer, the forward product and the two backward products (into
+    the weights and into the layer's input, the first layer's included: embeddings train), so
+    its FLOPs are exactly `3 * mlp_flops`. Medians over `repeats` interleaved calls, after a
+    warm-up."""
+    sizes = [input_dim, *units, 1]
+    shapes = zip(sizes[:-1], sizes[1:], strict=True)
+    weights = [tf.random.normal([a, b], stddev=0.05) for a, b in shapes]
+    x = tf.random.normal([batch, input_dim])
+
+    @tf.function
+    def matmuls(x):
+        activations = [x]
+        for w in weights:
+            activations.append(tf.matmul(activations[-1], w))
+        grad, out = tf.ones_like(activations[-1]), []
+        for w, a in zip(reversed(weights), reversed(activations[:-1]), strict=True):
+            out.append(tf.matmul(a, grad, transpose_a=True))
+            grad = tf.matmul(grad, w, transpose_b=True)
+        return [tf.reduce_sum(g[:1]) for g in (*out, grad)]
+
+    dnn = tf.keras.Sequential(
+        [tf.keras.layers.Dense(u, activation="relu") for u in units] + [tf.keras.layers.Dense(1)]
+    )
+    labels = tf.cast(tf.random.uniform([batch, 1]) > 0.5, tf.float32)
+
+    @tf.function
+    def keras_dnn(x):
+        with tf.GradientTape() as tape:
+            logits = dnn(x)
+            loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels, logits))
+        return [tf.reduce_sum(g[:1]) for g in tape.gradient(loss, dnn.trainable_variables)]
+
+    functions = {"matmuls only": matmuls, "Keras Dense stack": keras_dnn}
+    times = {name: [] for name in functions}
+    for fn in functions.values():  # warm-up (tracing)
+        [t.numpy() for t in fn(x)]
+    for _ in range(repeats):  # interleaved, so a noisy neighbour slows both alike
+        for name, fn in functions.items():
+            start = time.perf_counter()
+            [t.numpy() for t in fn(x)]
+            times[name].append(time.perf_counter() - start)
+    return {name: batch / statistics.median(t) for name, t in times.items()}
+
+
 def mlp_flops(input_dim: int, units) -> int:
     """Forward FLOPs (2 per multiply-add) of a dense stack ending in one output unit."""
     sizes = [input_dim, *units, 1]

@@ -43,6 +43,7 @@ from _bench_utils import (
     peak_rss_mb,
     scale_deepfm,
     table,
+    training_dnn_rates,
 )
 
 from tfrec.data import scale
@@ -168,7 +169,9 @@ def throughput(args, gflops: dict) -> dict:
 
 def paper_profile(args, gflops: dict) -> dict:
     """Where a paper-shape step's time goes at the largest batch: op time by type (TF profiler,
-    one step per call on cached batches) next to the matmul work timed at the fp32 ceiling."""
+    one step per call on cached batches) next to the matmul work timed at the fp32 ceiling, and
+    what the step's DNN alone reaches (its matmuls with nothing else; Keras `Dense` layers with
+    bias and relu): how close to the ceiling any model of this shape can train here."""
     batch, steps = max(args.batch_sizes), 10
     schema = scale.make_schema("movielens", rows=batch * steps, ids=args.ids, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -179,7 +182,8 @@ def paper_profile(args, gflops: dict) -> dict:
         found = op_time_profile(
             lambda: model.fit(ds.repeat(), steps_per_epoch=steps, epochs=1, verbose=0), steps
         )
-    flops = 3 * mlp_flops((len(schema["columns"]) - 1) * 16, PAPER["dnn_units"])
+    input_dim = (len(schema["columns"]) - 1) * 16
+    flops = 3 * mlp_flops(input_dim, PAPER["dnn_units"])
     matmul = sum(v for k, v in found["by op type"].items() if "MatMul" in k)
     found["matmul op ms"] = matmul
     found["other op ms"] = found["total op ms per step"] - matmul
@@ -189,6 +193,16 @@ def paper_profile(args, gflops: dict) -> dict:
         f"step (matmuls {matmul:.1f}, other ops {found['other op ms']:.1f}); the step's matmul "
         f"work at the fp32 ceiling: {found['matmul ms at the fp32 ceiling']:.1f} ms"
     )
+    bounds = {}
+    for name, rate in training_dnn_rates(input_dim, PAPER["dnn_units"], batch).items():
+        gflop_s = rate * flops / 1e9
+        bounds[name] = {"ex/s": rate, "GFLOP/s": gflop_s,
+                        "% of fp32 matmul": 100 * gflop_s / gflops["float32"]}  # fmt: skip
+    found["bounds"] = bounds
+    print(
+        f"the step's DNN alone, forward and backward, batch {batch} (no embeddings, no optimizer):"
+    )
+    print(table(bounds, digits=1))
     for part in ("by op type", "by layer"):
         print(f"  {part}: " + ", ".join(f"{k} {v}" for k, v in found[part].items()))
     emit("paper_profile", found)
