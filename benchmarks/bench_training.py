@@ -128,18 +128,12 @@ def throughput(args, gflops: dict) -> dict:
                 "pipeline ex/s": pipeline,
                 "train ex/s": rate,
                 "pipeline / train": pipeline / rate,
-                "GFLOP/s": rate * flops / 1e9,
-                "% of fp32 matmul": 100 * rate * flops / 1e9 / gflops["float32"],
             }
             best = max(best, (rate, batch))
         batch = best[1]
         steps = max(5, args.examples // batch)
         rate = plain_keras_rate(model_schema_fields, args.ids, batch, steps, args.repeats)
-        rows[f"batch {batch}, plain Keras MLP"] = {
-            "train ex/s": rate,
-            "GFLOP/s": rate * flops / 1e9,
-            "% of fp32 matmul": 100 * rate * flops / 1e9 / gflops["float32"],
-        }
+        rows[f"batch {batch}, plain Keras MLP"] = {"train ex/s": rate}
         variants = (("jit Adam", {"jit": True}), ("lazy Adam", {"optimizer": "lazy_adam"}),
                     ("mixed bf16", {"mixed": True}))  # fmt: skip
         for label, options in variants:
@@ -153,14 +147,25 @@ def throughput(args, gflops: dict) -> dict:
             ds = scale.read_dataset(tmp, batch, shuffle=True, rename=rename)
             rate = train_rate(model, ds, steps, args.repeats, jit_adam=options.get("jit", False),
                               optimizer=options.get("optimizer"))  # fmt: skip
-            rows[f"batch {batch}, {label}"] = {
-                "train ex/s": rate,
-                "GFLOP/s": rate * flops / 1e9,
-            }
+            rows[f"batch {batch}, {label}"] = {"train ex/s": rate}
+    # What the step's DNN alone reaches (no embeddings, no optimizer): any model of this shape
+    # trains at most this close to the ceiling with TensorFlow's own kernels.
+    for name, rate in training_dnn_rates(
+        model_schema_fields * 16, PAPER["dnn_units"], batch
+    ).items():
+        rows[f"batch {batch}, DNN alone: {name}"] = {"train ex/s": rate}
+    # The ceiling is a best-of-N: re-measured here and the higher kept, so a noisy moment in
+    # the machine section cannot flatter the percentages below.
+    gflops["float32"] = max(gflops["float32"], matmul_gflops(tf.float32))
+    for name, row in rows.items():
+        row["GFLOP/s"] = row["train ex/s"] * flops / 1e9
+        if "bf16" not in name:
+            row["% of fp32 matmul"] = 100 * row["GFLOP/s"] / gflops["float32"]
     print(
         f"\nDeepFM 16 / 400-400-400 on {model_schema_fields} fields, {args.rows:,} streamed rows "
         f"({args.ids:,} ids): {flops / 1e6:.2f} MFLOP per training example (3 x forward DNN); "
-        f"matmul peak fp32 {gflops['float32']:.0f}, bf16 {gflops['bfloat16']:.0f} GFLOP/s"
+        f"matmul peak fp32 {gflops['float32']:.0f} (best of the machine section and this "
+        f"section's end), bf16 {gflops['bfloat16']:.0f} GFLOP/s"
     )
     print(table(rows, digits=1))
     emit("throughput", rows)
@@ -169,9 +174,7 @@ def throughput(args, gflops: dict) -> dict:
 
 def paper_profile(args, gflops: dict) -> dict:
     """Where a paper-shape step's time goes at the largest batch: op time by type (TF profiler,
-    one step per call on cached batches) next to the matmul work timed at the fp32 ceiling, and
-    what the step's DNN alone reaches (its matmuls with nothing else; Keras `Dense` layers with
-    bias and relu): how close to the ceiling any model of this shape can train here."""
+    one step per call on cached batches) next to the matmul work timed at the fp32 ceiling."""
     batch, steps = max(args.batch_sizes), 10
     schema = scale.make_schema("movielens", rows=batch * steps, ids=args.ids, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -182,8 +185,7 @@ def paper_profile(args, gflops: dict) -> dict:
         found = op_time_profile(
             lambda: model.fit(ds.repeat(), steps_per_epoch=steps, epochs=1, verbose=0), steps
         )
-    input_dim = (len(schema["columns"]) - 1) * 16
-    flops = 3 * mlp_flops(input_dim, PAPER["dnn_units"])
+    flops = 3 * mlp_flops((len(schema["columns"]) - 1) * 16, PAPER["dnn_units"])
     matmul = sum(v for k, v in found["by op type"].items() if "MatMul" in k)
     found["matmul op ms"] = matmul
     found["other op ms"] = found["total op ms per step"] - matmul
@@ -193,16 +195,6 @@ def paper_profile(args, gflops: dict) -> dict:
         f"step (matmuls {matmul:.1f}, other ops {found['other op ms']:.1f}); the step's matmul "
         f"work at the fp32 ceiling: {found['matmul ms at the fp32 ceiling']:.1f} ms"
     )
-    bounds = {}
-    for name, rate in training_dnn_rates(input_dim, PAPER["dnn_units"], batch).items():
-        gflop_s = rate * flops / 1e9
-        bounds[name] = {"ex/s": rate, "GFLOP/s": gflop_s,
-                        "% of fp32 matmul": 100 * gflop_s / gflops["float32"]}  # fmt: skip
-    found["bounds"] = bounds
-    print(
-        f"the step's DNN alone, forward and backward, batch {batch} (no embeddings, no optimizer):"
-    )
-    print(table(bounds, digits=1))
     for part in ("by op type", "by layer"):
         print(f"  {part}: " + ", ".join(f"{k} {v}" for k, v in found[part].items()))
     emit("paper_profile", found)

@@ -172,10 +172,13 @@ def small_shape_table(payloads: dict) -> str:
     )
     if best:
         value = f"{best:.1f}%"
-        bounds = payloads.get("paper_profile", {}).get("bounds", {})
-        alone = [f"{name} {row['% of fp32 matmul']:.1f}%" for name, row in bounds.items()]
-        if alone:  # what the step's DNN alone reaches here: the most any model of it could
-            value += f" (the step's DNN alone: {', '.join(alone)})"
+        alone = [  # what the step's DNN alone reaches here: the most any model of it could
+            f"{k.split('DNN alone: ')[1]} {v['% of fp32 matmul']:.1f}%"
+            for k, v in throughput.items()
+            if "DNN alone" in k
+        ]
+        if alone:
+            value += f" (the step's DNN alone, no embeddings or optimizer: {', '.join(alone)})"
         add("paper shape >= 90% of the fp32 matmul ceiling", value, best >= 90)
     run = payloads.get("make_run")
     if run:
