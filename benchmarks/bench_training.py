@@ -5,12 +5,11 @@ one run: the machine's matmul GFLOP/s (fp32, bf16), the input pipeline alone vs 
 DeepFM (embedding 16, DNN 400-400-400) at several batch sizes next to a bare Keras model of the
 same width (the reference point) and to the step's DNN alone (its matmuls with nothing else; a
 Keras Dense stack: how close to the ceiling any model of the shape can train), Adam with and
-without XLA, `LazyAdam`, mixed bfloat16 (speed,
-and quality on ml-100k with the `make run` preset for 4 epochs), where a paper-shape step's time
-goes (TF profiler), full catalogue scoring through `CatalogueScorer` with the model's factorised
-`score_all` and with the reference per-pair path (the whole network on every pair), and a
-per-model summary (`--model NAME`, registry defaults, one model per process so its peak RSS is
-its own).
+without XLA, `LazyAdam`, mixed bfloat16 (speed, and quality on ml-100k with the `make run`
+preset for 4 epochs), where a paper-shape step's time goes (TF profiler), full catalogue
+scoring through `CatalogueScorer` with the model's factorised `score_all` and with the
+reference per-pair path (the whole network on every pair), and a per-model summary (`--model
+NAME`, registry defaults, one model per process so its peak RSS is its own).
 
 Usage:
   python benchmarks/bench_training.py                      # all sections
