@@ -160,6 +160,16 @@ def median_time(function, repeats: int = 3, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def interleaved(measures: dict, repeats: int) -> dict:
+    """{name: [value per repeat]} of each ``measures[name]()``, run in turns (every measure once
+    per repeat), so a noisy neighbour on a shared machine slows every row alike."""
+    values = {name: [] for name in measures}
+    for _ in range(repeats):
+        for name, measure in measures.items():
+            values[name].append(measure())
+    return values
+
+
 def matmul_seconds(m: int, k: int, n: int, dtype=tf.float32, repeats: int = 10) -> float:
     """Best wall seconds of one ``[m, k] x [k, n]`` matmul in `dtype` over `repeats` runs.
 
@@ -228,15 +238,15 @@ def training_dnn_rates(input_dim: int, units, batch: int, repeats: int = 15) -> 
             loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels, logits))
         return [tf.reduce_sum(g[:1]) for g in tape.gradient(loss, dnn.trainable_variables)]
 
-    functions = {"matmuls only": matmuls, "Keras Dense stack": keras_dnn}
-    times = {name: [] for name in functions}
-    for fn in functions.values():  # warm-up (tracing)
+    def seconds(fn):
+        start = time.perf_counter()
         [t.numpy() for t in fn(x)]
-    for _ in range(repeats):  # interleaved, so a noisy neighbour slows both alike
-        for name, fn in functions.items():
-            start = time.perf_counter()
-            [t.numpy() for t in fn(x)]
-            times[name].append(time.perf_counter() - start)
+        return time.perf_counter() - start
+
+    functions = {"matmuls only": matmuls, "Keras Dense stack": keras_dnn}
+    for fn in functions.values():  # warm-up (tracing)
+        seconds(fn)
+    times = interleaved({k: lambda fn=fn: seconds(fn) for k, fn in functions.items()}, repeats)
     return {name: batch / statistics.median(t) for name, t in times.items()}
 
 

@@ -37,13 +37,12 @@ from __future__ import annotations
 
 import tfrec  # noqa: F401  # isort: skip  (selects Keras 2 first)
 import argparse
-import collections
 import json
 import time
 
 import numpy as np
 import tensorflow as tf
-from _bench_utils import emit, machine_info, op_time_profile, table
+from _bench_utils import emit, interleaved, machine_info, op_time_profile, table
 
 import tfrec.features.encoders as encoders
 import tfrec.layers.dropout as dropout
@@ -325,10 +324,7 @@ def ablation(data, repeats: int) -> dict:
         for shape in ("six", "make run")
         for name, variant in ABLATION.items()
     }
-    rates = collections.defaultdict(list)
-    for _ in range(repeats):
-        for key, run in runners.items():  # interleaved
-            rates[key].append(run())
+    rates = interleaved(runners, repeats)
     rows = {}
     for (shape, name), r in rates.items():
         full = float(np.median(rates[(shape, "tfrec (all of issue 16)")]))
@@ -447,11 +443,13 @@ def reference(data, args) -> None:
     }
     for runner in runners.values():  # warm-up epoch: tracing, first pipeline fill
         runner.epochs(1)
-    rates = {name: [] for name in runners}
-    for _ in range(args.repeats):
-        for name, runner in runners.items():  # interleaved, so load hits every row alike
-            best = max(rows / seconds for rows, seconds in runner.epochs(args.epochs))
-            rates[name].append(best)
+    rates = interleaved(  # each repeat: the best of its epochs
+        {
+            name: lambda runner=runner: max(n / s for n, s in runner.epochs(args.epochs))
+            for name, runner in runners.items()
+        },
+        args.repeats,
+    )
     reference = float(np.median(rates["plain Keras DeepFM (6 fields)"]))
     rows = {
         name: {

@@ -4,10 +4,11 @@
 the loaded object can call it, and it retraces each one to do so: saving runs inside a save
 context that is part of `tf.function`'s trace cache key, so the traces made for the signatures
 are not reused. For an exported recommender that second trace of the whole model was a third
-to a half of the export's time (`benchmarks/bench_export.py`: twelve models 30-35 s -> 19-20 s). Exports are used through their signatures (TF Serving knows nothing
-else), so a method decorated with `signature_function` is a `tf.function` for Python callers
-and for `get_concrete_function`, but is not an attribute the SavedModel saves: the module's
-signatures are traced once, outside `tf.saved_model.save`.
+to a half of the export's time (`benchmarks/bench_export.py`: twelve models 30-35 s -> 19-20
+s). Exports are used through their signatures (TF Serving knows nothing else), so a method
+decorated with `signature_function` is a `tf.function` for Python callers and for
+`get_concrete_function`, but is not an attribute the SavedModel saves: the module's signatures
+are traced once, outside `tf.saved_model.save`.
 """
 
 from __future__ import annotations
